@@ -1,0 +1,374 @@
+//! The `weir` command: `run`, `check` and `test`.
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::{Value, json};
+
+use crate::client::{header_text, read_all, seed};
+use crate::config::{Config, Limits};
+use crate::embedded::EmbeddedBroker;
+use crate::jsonl;
+use crate::pipeline::{StopAt, run_all};
+use crate::plugin::{LogTags, Outcome, Plugin, Runtime};
+
+/// Runs Kafka pipelines through sandboxed WebAssembly plugins.
+#[derive(Parser)]
+#[command(name = "weir", version)]
+pub struct Cli {
+    /// How log lines look on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Run(Run),
+    Check(Check),
+    Test(Test),
+}
+
+/// Runs every pipeline of the config until SIGINT or SIGTERM.
+#[derive(Parser)]
+pub struct Run {
+    /// The config file.
+    #[arg(long, short, default_value = "weir.toml")]
+    config: PathBuf,
+    /// Produce these JSON-lines records first (to a line's `topic`, else the
+    /// first pipeline's input).
+    #[arg(long)]
+    seed: Option<PathBuf>,
+    /// With --seed: stop once every seeded record is through, then print
+    /// what each pipeline wrote to its output, routes and dead-letter topics.
+    #[arg(long, requires = "seed")]
+    drain: bool,
+}
+
+/// Parses the config and loads, initialises and type-checks every plugin;
+/// needs no Kafka.
+#[derive(Parser)]
+pub struct Check {
+    /// The config file.
+    #[arg(long, short, default_value = "weir.toml")]
+    config: PathBuf,
+}
+
+/// Runs a plugin offline over JSON-lines messages and prints one JSON line
+/// of result per message.
+#[derive(Parser)]
+pub struct Test {
+    /// The plugin's `.wasm` component.
+    plugin: PathBuf,
+    /// JSON lines `{"key":…, "value":…, "headers":{…}, "topic":…}`; stdin if absent.
+    #[arg(long, short)]
+    input: Option<PathBuf>,
+    /// A `key=value` for the plugin's init (repeatable); `key=@file` reads a file.
+    #[arg(long = "config", short = 'c', value_name = "KEY=VALUE")]
+    config: Vec<String>,
+    /// The topic messages seem to come from when a line names none.
+    #[arg(long, default_value = "test")]
+    topic: String,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let result = match cli.command {
+        Command::Run(c) => c.execute(),
+        Command::Check(c) => c.execute(),
+        Command::Test(c) => c.execute(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Pretty => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn load_plugins(runtime: &Runtime, config: &Config) -> anyhow::Result<Vec<Arc<Plugin>>> {
+    let mut cache: HashMap<PathBuf, Arc<Plugin>> = HashMap::new();
+    let mut plugins = Vec::new();
+    for p in &config.pipelines {
+        let plugin = match cache.get(&p.plugin) {
+            Some(plugin) => Arc::clone(plugin),
+            None => {
+                let plugin = runtime
+                    .load(&p.plugin)
+                    .with_context(|| format!("pipeline {:?}", p.name))?;
+                tracing::info!(
+                    plugin = %plugin.name,
+                    world = %plugin.world(),
+                    bytes = plugin.size,
+                    compile_ms = plugin.compiled_in.as_millis() as u64,
+                    "plugin loaded"
+                );
+                cache.insert(p.plugin.clone(), Arc::clone(&plugin));
+                plugin
+            }
+        };
+        plugins.push(plugin);
+    }
+    Ok(plugins)
+}
+
+impl Run {
+    fn execute(self) -> anyhow::Result<ExitCode> {
+        let config = Config::load(&self.config)?;
+        let runtime = Runtime::new()?;
+        let plugins = load_plugins(&runtime, &config)?;
+        let tokio = tokio::runtime::Runtime::new()?;
+        tokio.block_on(self.run(config, plugins))
+    }
+
+    async fn run(self, config: Config, plugins: Vec<Arc<Plugin>>) -> anyhow::Result<ExitCode> {
+        let embedded = if config.kafka.is_embedded() {
+            let mut topics: Vec<&str> = Vec::new();
+            for p in &config.pipelines {
+                topics.push(&p.input);
+                topics.extend(p.output_topics());
+            }
+            topics.sort();
+            topics.dedup();
+            let broker = EmbeddedBroker::start(&topics, 1)?;
+            tracing::info!(bootstrap = %broker.bootstrap(), "embedded broker started (it keeps nothing)");
+            Some(broker)
+        } else {
+            None
+        };
+        let bootstrap = match &embedded {
+            Some(b) => b.bootstrap(),
+            None => config.kafka.brokers.clone(),
+        };
+
+        let mut stop_at: HashMap<String, StopAt> = HashMap::new();
+        if let Some(path) = &self.seed {
+            let records = read_jsonl(path)?;
+            let first_input = &config.pipelines[0].input;
+            let last = seed(&config.kafka, &bootstrap, first_input, &records).await?;
+            println!("seeded {} records from {}", records.len(), path.display());
+            if self.drain {
+                for p in &config.pipelines {
+                    let mine = last
+                        .iter()
+                        .filter(|((topic, _), _)| *topic == p.input)
+                        .map(|((_, partition), offset)| (*partition, *offset))
+                        .collect();
+                    stop_at.insert(p.name.clone(), mine);
+                }
+            }
+        }
+
+        let (tx, _) = tokio::sync::watch::channel(false);
+        let signals = tx.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("signal received: stopping (a second signal exits at once)");
+            signals.send_replace(true);
+            wait_for_signal().await;
+            tracing::warn!("second signal: exiting without committing what is in flight");
+            std::process::exit(130);
+        });
+
+        let pipelines = config.pipelines.iter().cloned().zip(plugins).collect();
+        let stats = run_all(pipelines, &config.kafka, &bootstrap, tx, stop_at).await?;
+        for (name, s) in &stats {
+            tracing::info!(pipeline = %name, consumed = s.consumed, produced = s.produced, dropped = s.dropped, dead_lettered = ?s.dead_lettered, "pipeline summary");
+        }
+        if self.drain {
+            let kafka = config.kafka.clone();
+            let report = tokio::task::spawn_blocking(move || print_report(&config, &kafka, &bootstrap));
+            report.await??;
+        }
+        drop(embedded);
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => std::future::pending::<()>().await,
+    }
+}
+
+/// What each pipeline wrote, as a person reads it.
+fn print_report(config: &Config, kafka: &crate::config::Kafka, bootstrap: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    for p in &config.pipelines {
+        let topics: Vec<&str> = p.output_topics().collect();
+        let written = read_all(kafka, bootstrap, &topics)?;
+        writeln!(out, "\npipeline {}: {} → {}", p.name, p.input, p.plugin.display())?;
+        for topic in &topics {
+            let records = &written[*topic];
+            let role = if *topic == p.dead_letter { "dead letters" } else { "output" };
+            writeln!(out, "  {role} in {topic}: {} records", records.len())?;
+            for m in records {
+                let value = jsonl::encode_bytes(m.value.as_deref());
+                if *topic == p.dead_letter {
+                    writeln!(
+                        out,
+                        "    {value}  [{}: {}]",
+                        header_text(m, "weir.error.kind").unwrap_or_default(),
+                        header_text(m, "weir.error.reason").unwrap_or_default()
+                    )?;
+                } else {
+                    writeln!(out, "    {value}")?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read_jsonl(path: &Path) -> anyhow::Result<Vec<jsonl::Record>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| jsonl::parse_line(l).map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), i + 1)))
+        .collect()
+}
+
+impl Check {
+    fn execute(self) -> anyhow::Result<ExitCode> {
+        let config = Config::load(&self.config)?;
+        let runtime = Runtime::new()?;
+        let plugins = load_plugins(&runtime, &config)?;
+        let brokers = if config.kafka.is_embedded() { "embedded (in-process, keeps nothing)" } else { "configured" };
+        println!("{}: kafka {brokers}", config.path.display());
+        for (p, plugin) in config.pipelines.iter().zip(plugins) {
+            let tags = LogTags { pipeline: p.name.clone(), plugin: plugin.name.clone(), capture: None };
+            let started = std::time::Instant::now();
+            plugin
+                .instantiate(&p.plugin_config, &p.limits, tags)
+                .with_context(|| format!("pipeline {:?}", p.name))?;
+            println!(
+                "pipeline {}: {} (group {}) → {} [{}, {} bytes, compiled in {} ms, instantiated in {} ms] → {}; routes {:?}; dead letters → {}; limits: {:?} per call, {} MiB",
+                p.name,
+                p.input,
+                p.group,
+                plugin.name,
+                plugin.world(),
+                plugin.size,
+                plugin.compiled_in.as_millis(),
+                started.elapsed().as_millis(),
+                p.output,
+                p.routes,
+                p.dead_letter,
+                p.limits.timeout,
+                p.limits.memory >> 20,
+            );
+        }
+        println!("ok");
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+impl Test {
+    fn execute(self) -> anyhow::Result<ExitCode> {
+        let mut config = Vec::new();
+        for pair in &self.config {
+            let (k, v) = pair
+                .split_once('=')
+                .with_context(|| format!("--config {pair:?}: expected KEY=VALUE"))?;
+            let v = match v.strip_prefix('@') {
+                Some(file) => std::fs::read_to_string(file).with_context(|| format!("--config {k}: cannot read {file}"))?,
+                None => v.to_string(),
+            };
+            config.push((k.to_string(), v));
+        }
+        let runtime = Runtime::new()?;
+        let plugin = match runtime.load(&self.plugin) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        };
+        let capture = Arc::new(Mutex::new(Vec::new()));
+        let tags = LogTags { pipeline: "test".into(), plugin: plugin.name.clone(), capture: Some(Arc::clone(&capture)) };
+        let mut instance = match plugin.instantiate(&config, &Limits::default(), tags) {
+            Ok(i) => i,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        };
+        let input: Box<dyn BufRead> = match &self.input {
+            Some(path) => Box::new(std::io::BufReader::new(
+                std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
+            )),
+            None => Box::new(std::io::stdin().lock()),
+        };
+        let source = self.input.as_ref().map_or("stdin".to_string(), |p| p.display().to_string());
+        let mut out = std::io::stdout().lock();
+        let mut bad_lines = 0;
+        for (i, line) in input.lines().enumerate() {
+            let line = line.with_context(|| format!("{source}:{}", i + 1))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let record = match jsonl::parse_line(&line) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: {source}:{}: {e}", i + 1);
+                    bad_lines += 1;
+                    continue;
+                }
+            };
+            let message = record.to_message(&self.topic, i as i64);
+            let mut result = outcome_json(instance.call(&message));
+            let logs = std::mem::take(&mut *capture.lock().unwrap_or_else(|p| p.into_inner()));
+            result["line"] = json!(i + 1);
+            if !logs.is_empty() {
+                result["logs"] = serde_json::to_value(logs)?;
+            }
+            writeln!(out, "{result}")?;
+        }
+        Ok(if bad_lines > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })
+    }
+}
+
+/// One result line of `weir test`.
+pub fn outcome_json(outcome: Outcome) -> Value {
+    match outcome {
+        Outcome::Accepted => json!({"result": "accepted"}),
+        Outcome::Outputs(outputs) => {
+            json!({"result": "outputs", "outputs": outputs.iter().map(jsonl::encode_output).collect::<Vec<_>>()})
+        }
+        Outcome::Invalid(reason) => json!({"result": "invalid", "reason": reason}),
+        Outcome::Failed(reason) => json!({"result": "failed", "reason": reason}),
+        Outcome::Aborted(a) => json!({"result": a.kind.as_str(), "reason": a.reason}),
+    }
+}

@@ -1,0 +1,586 @@
+//! The config file: parsing, `${VAR}` expansion, `@file` values, validation.
+//!
+//! [`Config::load`] is the only way in. It returns a [`Config`] whose paths
+//! are absolute (resolved against the config file's folder), whose
+//! environment variables are expanded and whose `@file` plugin values are
+//! read, or a [`ConfigError`] that names the file, the line and the key.
+//! Nothing here talks to Kafka or loads a plugin.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// What `brokers` is set to for the in-process broker.
+pub const EMBEDDED: &str = "embedded";
+
+/// A config error, located in its file.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// 1-based; none when the error is not tied to a place in the file.
+    pub line: Option<usize>,
+    /// The dotted key, e.g. `pipeline[0].plugin`; empty for the whole file.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": `{}`", self.key)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// The whole file, as the host uses it.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub kafka: Kafka,
+    pub pipelines: Vec<Pipeline>,
+}
+
+/// Where Kafka is and how to talk to it.
+#[derive(Debug, Clone)]
+pub struct Kafka {
+    /// `host:port,…`, or [`EMBEDDED`].
+    pub brokers: String,
+    /// librdkafka properties passed through untouched.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Kafka {
+    pub fn is_embedded(&self) -> bool {
+        self.brokers == EMBEDDED
+    }
+}
+
+/// One pipeline: input topic → plugin → output, routes and dead-letter topics.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    pub name: String,
+    pub input: String,
+    pub group: String,
+    pub output: String,
+    pub dead_letter: String,
+    pub routes: Vec<String>,
+    pub plugin: PathBuf,
+    /// Handed to the plugin's `init`, `@file` values already read.
+    pub plugin_config: Vec<(String, String)>,
+    pub limits: Limits,
+    /// How many messages may wait for their acknowledgements at once.
+    pub max_in_flight: usize,
+}
+
+impl Pipeline {
+    /// Every topic this pipeline writes to.
+    pub fn output_topics(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.output.as_str())
+            .chain(self.routes.iter().map(String::as_str))
+            .chain(std::iter::once(self.dead_letter.as_str()))
+    }
+}
+
+/// Hard bounds on one plugin call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Wall-clock deadline for one `validate`/`transform` call.
+    pub timeout: Duration,
+    /// Deadline for `init`, which may compile a schema.
+    pub init_timeout: Duration,
+    /// Linear memory a plugin instance may grow to.
+    pub memory: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout: Duration::from_millis(100),
+            init_timeout: Duration::from_secs(5),
+            memory: 64 << 20,
+        }
+    }
+}
+
+const DEFAULT_MAX_IN_FLIGHT: usize = 1000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    kafka: RawKafka,
+    #[serde(default, rename = "pipeline")]
+    pipelines: Vec<RawPipeline>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKafka {
+    /// Comma-separated `host:port` list, or "embedded".
+    brokers: Spanned<String>,
+    /// Any librdkafka property.
+    #[serde(default)]
+    properties: BTreeMap<String, Spanned<toml::Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPipeline {
+    /// Unique among the file's pipelines; tags logs and dead letters.
+    name: Spanned<String>,
+    /// The topic consumed.
+    input: Spanned<String>,
+    /// The consumer group; defaults to `weir-<name>`.
+    group: Option<Spanned<String>>,
+    /// Where accepted messages and a transformer's default outputs go.
+    output: Spanned<String>,
+    /// Where rejected, failed and trapped messages go.
+    dead_letter: Spanned<String>,
+    /// Extra topics a transformer may send to.
+    #[serde(default)]
+    routes: Vec<Spanned<String>>,
+    /// The plugin's `.wasm`, relative to the config file.
+    plugin: Spanned<String>,
+    /// Handed to the plugin's `init`; a value starting with `@` names a file to read.
+    #[serde(default)]
+    config: BTreeMap<String, Spanned<toml::Value>>,
+    #[serde(default)]
+    limits: RawLimits,
+    /// How many messages may wait for their acknowledgements at once.
+    max_in_flight: Option<Spanned<usize>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    /// e.g. "100ms", "2s".
+    timeout: Option<Spanned<String>>,
+    init_timeout: Option<Spanned<String>>,
+    /// e.g. "64MiB".
+    memory: Option<Spanned<String>>,
+}
+
+impl Config {
+    /// Reads, expands and checks the config file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            key: String::new(),
+            message: format!("cannot read the config file: {e}"),
+        })?;
+        Config::parse(path, &text, &|name| std::env::var(name).ok())
+    }
+
+    /// Parses `text` as if read from `path`; `env` looks up variables.
+    pub fn parse(
+        path: &Path,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let cx = Cx { path, text, env };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| cx.line_of(&s));
+            ConfigError {
+                file: path.to_path_buf(),
+                line,
+                key: String::new(),
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        cx.build(raw)
+    }
+}
+
+struct Cx<'a> {
+    path: &'a Path,
+    text: &'a str,
+    env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Cx<'_> {
+    fn line_of(&self, span: &Range<usize>) -> usize {
+        let end = span.start.min(self.text.len());
+        self.text[..end].matches('\n').count() + 1
+    }
+
+    fn err(&self, span: &Range<usize>, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.path.to_path_buf(),
+            line: Some(self.line_of(span)),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    fn base_dir(&self) -> PathBuf {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
+    }
+
+    /// A non-empty string with `${VAR}` and `${VAR:-default}` expanded.
+    fn string(&self, value: &Spanned<String>, key: &str) -> Result<String, ConfigError> {
+        let expanded = expand(value.get_ref(), self.env)
+            .map_err(|m| self.err(&value.span(), key, m))?;
+        if expanded.trim().is_empty() {
+            return Err(self.err(&value.span(), key, "must not be empty"));
+        }
+        Ok(expanded)
+    }
+
+    /// A scalar TOML value as text; tables and arrays are refused.
+    fn scalar(&self, value: &Spanned<toml::Value>, key: &str) -> Result<String, ConfigError> {
+        let text = match value.get_ref() {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => {
+                return Err(self.err(
+                    &value.span(),
+                    key,
+                    format!("expected a string, number or boolean, found {}", other.type_str()),
+                ));
+            }
+        };
+        expand(&text, self.env).map_err(|m| self.err(&value.span(), key, m))
+    }
+
+    fn build(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let brokers = self.string(&raw.kafka.brokers, "kafka.brokers")?;
+        let mut properties = BTreeMap::new();
+        for (name, value) in &raw.kafka.properties {
+            let key = format!("kafka.properties.\"{name}\"");
+            properties.insert(name.clone(), self.scalar(value, &key)?);
+        }
+        if raw.pipelines.is_empty() {
+            return Err(ConfigError {
+                file: self.path.to_path_buf(),
+                line: None,
+                key: "pipeline".into(),
+                message: "no pipeline is declared: add at least one [[pipeline]]".into(),
+            });
+        }
+        let mut names = BTreeSet::new();
+        let mut pipelines = Vec::new();
+        for (i, p) in raw.pipelines.iter().enumerate() {
+            let pipeline = self.pipeline(i, p)?;
+            if !names.insert(pipeline.name.clone()) {
+                return Err(self.err(
+                    &p.name.span(),
+                    format!("pipeline[{i}].name"),
+                    format!("a pipeline named {:?} is already declared", pipeline.name),
+                ));
+            }
+            pipelines.push(pipeline);
+        }
+        Ok(Config {
+            path: self.path.to_path_buf(),
+            kafka: Kafka { brokers, properties },
+            pipelines,
+        })
+    }
+
+    fn pipeline(&self, i: usize, p: &RawPipeline) -> Result<Pipeline, ConfigError> {
+        let key = |field: &str| format!("pipeline[{i}].{field}");
+        let name = self.string(&p.name, &key("name"))?;
+        let input = self.string(&p.input, &key("input"))?;
+        let group = match &p.group {
+            Some(g) => self.string(g, &key("group"))?,
+            None => format!("weir-{name}"),
+        };
+        let output = self.string(&p.output, &key("output"))?;
+        let dead_letter = self.string(&p.dead_letter, &key("dead_letter"))?;
+        let mut routes = Vec::new();
+        for (j, r) in p.routes.iter().enumerate() {
+            routes.push(self.string(r, &key(&format!("routes[{j}]")))?);
+        }
+        for (topic, field, span) in std::iter::once((&output, "output", p.output.span()))
+            .chain(std::iter::once((&dead_letter, "dead_letter", p.dead_letter.span())))
+            .chain(routes.iter().zip(&p.routes).map(|(t, r)| (t, "routes", r.span())))
+        {
+            if *topic == input {
+                return Err(self.err(
+                    &span,
+                    key(field),
+                    format!("{topic:?} is also the input topic: the pipeline would consume its own output"),
+                ));
+            }
+        }
+        if dead_letter == output || routes.contains(&dead_letter) {
+            return Err(self.err(
+                &p.dead_letter.span(),
+                key("dead_letter"),
+                "the dead-letter topic must differ from the output topic and the routes",
+            ));
+        }
+
+        let plugin = self.base_dir().join(self.string(&p.plugin, &key("plugin"))?);
+        if !plugin.is_file() {
+            return Err(self.err(
+                &p.plugin.span(),
+                key("plugin"),
+                format!("no plugin file at {}", plugin.display()),
+            ));
+        }
+        let mut plugin_config = Vec::new();
+        for (name, value) in &p.config {
+            let k = key(&format!("config.{name}"));
+            let text = self.scalar(value, &k)?;
+            let text = match text.strip_prefix('@') {
+                Some(file) => {
+                    let file = self.base_dir().join(file);
+                    std::fs::read_to_string(&file).map_err(|e| {
+                        self.err(&value.span(), &k, format!("cannot read {}: {e}", file.display()))
+                    })?
+                }
+                None => text,
+            };
+            plugin_config.push((name.clone(), text));
+        }
+
+        let mut limits = Limits::default();
+        if let Some(t) = &p.limits.timeout {
+            limits.timeout = self.duration(t, &key("limits.timeout"))?;
+        }
+        if let Some(t) = &p.limits.init_timeout {
+            limits.init_timeout = self.duration(t, &key("limits.init_timeout"))?;
+        }
+        if let Some(m) = &p.limits.memory {
+            limits.memory = parse_size(m.get_ref()).map_err(|e| self.err(&m.span(), key("limits.memory"), e))?;
+        }
+        let max_in_flight = match &p.max_in_flight {
+            Some(n) if *n.get_ref() == 0 => {
+                return Err(self.err(&n.span(), key("max_in_flight"), "must be at least 1"));
+            }
+            Some(n) => *n.get_ref(),
+            None => DEFAULT_MAX_IN_FLIGHT,
+        };
+
+        Ok(Pipeline {
+            name,
+            input,
+            group,
+            output,
+            dead_letter,
+            routes,
+            plugin,
+            plugin_config,
+            limits,
+            max_in_flight,
+        })
+    }
+
+    fn duration(&self, value: &Spanned<String>, key: &str) -> Result<Duration, ConfigError> {
+        parse_duration(value.get_ref()).map_err(|e| self.err(&value.span(), key, e))
+    }
+}
+
+/// Expands `${VAR}` and `${VAR:-default}`; `$$` is a literal `$`.
+pub fn expand(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        if let Some(after) = rest.strip_prefix("$$") {
+            out.push('$');
+            rest = after;
+        } else if let Some(body) = rest.strip_prefix("${") {
+            let end = body
+                .find('}')
+                .ok_or_else(|| format!("unclosed `${{` in {text:?}"))?;
+            let inner = &body[..end];
+            let (name, default) = match inner.split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (inner, None),
+            };
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!("`${{{inner}}}` is not a variable reference"));
+            }
+            match (env(name).filter(|v| !v.is_empty()), default) {
+                (Some(v), _) => out.push_str(&v),
+                (None, Some(d)) => out.push_str(d),
+                (None, None) => {
+                    return Err(format!(
+                        "environment variable {name} is not set (give a default with ${{{name}:-value}})"
+                    ));
+                }
+            }
+            rest = &body[end + 1..];
+        } else {
+            out.push('$');
+            rest = &rest[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// "250ms", "2s", "1m", "1.5s".
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (try \"100ms\", \"2s\", \"1m\")"))?;
+    let seconds = match unit.trim() {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "us" | "µs" => n / 1e6,
+        _ => return Err(format!("{text:?} has no known unit (ms, s, m)")),
+    };
+    if seconds <= 0.0 {
+        return Err(format!("{text:?} must be longer than zero"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// "64MiB", "512KiB", "1GiB", "1000000" (bytes).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (try \"64MiB\")"))?;
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => return Err(format!("{text:?} has no known unit (B, KiB, MiB, GiB, KB, MB, GB)")),
+    };
+    n.checked_mul(scale)
+        .filter(|&b| b > 0)
+        .ok_or_else(|| format!("{text:?} is out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        let dir = std::env::temp_dir().join(format!("weir-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("schemas")).unwrap();
+        std::fs::write(dir.join("p.wasm"), b"").unwrap();
+        std::fs::write(dir.join("schemas/order.json"), b"{\"type\":\"object\"}").unwrap();
+        let env = |name: &str| (name == "SET").then(|| "from-env".to_string());
+        Config::parse(&dir.join("weir.toml"), text, &env)
+    }
+
+    const GOOD: &str = r#"
+[kafka]
+brokers = "${KAFKA_BROKERS:-127.0.0.1:9092}"
+[kafka.properties]
+"client.id" = "${SET}"
+"linger.ms" = 5
+
+[[pipeline]]
+name = "orders"
+input = "orders.raw"
+output = "orders.valid"
+dead_letter = "orders.invalid"
+routes = ["orders.eu"]
+plugin = "p.wasm"
+[pipeline.config]
+schema = "@schemas/order.json"
+plain = "x"
+[pipeline.limits]
+timeout = "250ms"
+memory = "16MiB"
+"#;
+
+    #[test]
+    fn a_full_config_resolves_paths_env_and_files() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.kafka.brokers, "127.0.0.1:9092");
+        assert_eq!(c.kafka.properties["client.id"], "from-env");
+        assert_eq!(c.kafka.properties["linger.ms"], "5");
+        let p = &c.pipelines[0];
+        assert_eq!(p.group, "weir-orders");
+        assert!(p.plugin.is_absolute());
+        assert_eq!(
+            p.plugin_config,
+            vec![
+                ("plain".into(), "x".into()),
+                ("schema".into(), "{\"type\":\"object\"}".into())
+            ]
+        );
+        assert_eq!(p.limits.timeout, Duration::from_millis(250));
+        assert_eq!(p.limits.memory, 16 << 20);
+    }
+
+    #[test]
+    fn an_unknown_key_names_its_line() {
+        let text = GOOD.replace("routes = [", "rotes = [");
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.line, Some(13), "{e}");
+        assert!(e.to_string().contains("rotes"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_variable_names_key_and_line() {
+        let text = GOOD.replace("${SET}", "${UNSET}");
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.line, Some(5));
+        assert_eq!(e.key, "kafka.properties.\"client.id\"");
+        assert!(e.message.contains("UNSET"), "{e}");
+    }
+
+    #[test]
+    fn output_equal_to_input_is_refused() {
+        let e = parse(&GOOD.replace("\"orders.valid\"", "\"orders.raw\"")).unwrap_err();
+        assert_eq!(e.key, "pipeline[0].output");
+        assert_eq!(e.line, Some(11));
+    }
+
+    #[test]
+    fn a_missing_plugin_and_a_missing_at_file_are_named() {
+        let e = parse(&GOOD.replace("p.wasm", "nope.wasm")).unwrap_err();
+        assert_eq!(e.key, "pipeline[0].plugin");
+        assert!(e.message.contains("nope.wasm"));
+        let e = parse(&GOOD.replace("order.json", "gone.json")).unwrap_err();
+        assert_eq!(e.key, "pipeline[0].config.schema");
+        assert_eq!(e.line, Some(17));
+    }
+
+    #[test]
+    fn duplicate_names_are_refused() {
+        let second = &GOOD[GOOD.find("[[pipeline]]").unwrap()..];
+        let e = parse(&format!("{GOOD}{second}")).unwrap_err();
+        assert!(e.message.contains("already declared"), "{e}");
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert!(parse_size("64 parsecs").is_err());
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("0ms").is_err());
+        assert!(parse_duration("fast").is_err());
+    }
+
+    #[test]
+    fn expansion() {
+        let env = |n: &str| (n == "A").then(|| "a".to_string());
+        assert_eq!(expand("x${A}y${B:-b}$$", &env).unwrap(), "xayb$");
+        assert!(expand("${B}", &env).unwrap_err().contains("B is not set"));
+        assert!(expand("${A", &env).is_err());
+    }
+}

@@ -1,0 +1,14 @@
+//! weir: runs Kafka pipelines through sandboxed WebAssembly plugins.
+//!
+//! [`config`] reads the file, [`plugin`] loads and calls components,
+//! [`proxy`] holds lazy Kafka connections, [`pipeline`] runs them,
+//! [`client`] is the library API, [`cli`] is the `weir` command.
+
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod embedded;
+pub mod jsonl;
+pub mod pipeline;
+pub mod plugin;
+pub mod proxy;

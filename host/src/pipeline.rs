@@ -1,0 +1,401 @@
+//! The pipeline runner: consume one message, hand it to the plugin, produce
+//! what it accepts, dead-letter what it rejects, store the offset.
+//!
+//! At-least-once: a message's offset is stored only once every record it
+//! caused (outputs, or its dead-letter copy) is acknowledged by the broker.
+//! Messages wait in one FIFO window of at most `max_in_flight`; only its head
+//! may store an offset, so offsets are stored in consumption order, hence in
+//! order per partition. A record the broker refuses is sent again (with
+//! backoff) until it is acknowledged or the process ends uncommitted.
+//! Stored offsets are committed in the background by librdkafka and
+//! synchronously on shutdown.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use rdkafka::Message as _;
+use rdkafka::consumer::Consumer as _;
+use rdkafka::message::{BorrowedMessage, Header as KafkaHeader, Headers as _, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use tokio::sync::watch;
+use tracing::Instrument as _;
+
+use crate::config::{Kafka, Pipeline};
+use crate::plugin::{Abort, Header, Instance, LogTags, Message, Outcome, Plugin};
+use crate::proxy::{ConsumerProxy, ProducerProxy, base_config};
+
+/// How long to wait before sending a refused record again.
+const RESEND_BACKOFF: Duration = Duration::from_millis(500);
+
+/// What a pipeline did, for logs and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub consumed: u64,
+    pub produced: u64,
+    pub dropped: u64,
+    /// Dead-lettered messages by `weir.error.kind`.
+    pub dead_lettered: BTreeMap<String, u64>,
+}
+
+/// A record to produce, owned so it can be sent again.
+#[derive(Debug, Clone)]
+struct Record {
+    topic: String,
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    headers: Vec<(String, Option<Vec<u8>>)>,
+    timestamp: Option<i64>,
+}
+
+impl Record {
+    fn send(&self, producer: &FutureProducer) -> Result<DeliveryFuture, rdkafka::error::KafkaError> {
+        let mut headers = OwnedHeaders::new_with_capacity(self.headers.len());
+        for (key, value) in &self.headers {
+            headers = headers.insert(KafkaHeader { key, value: value.as_deref() });
+        }
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.topic).headers(headers);
+        if let Some(k) = &self.key {
+            record = record.key(k.as_slice());
+        }
+        if let Some(v) = &self.value {
+            record = record.payload(v.as_slice());
+        }
+        if let Some(t) = self.timestamp {
+            record = record.timestamp(t);
+        }
+        producer.send_result(record).map_err(|(e, _)| e)
+    }
+}
+
+/// One consumed message whose records await acknowledgement.
+struct InFlight {
+    partition: i32,
+    offset: i64,
+    records: Vec<Record>,
+    deliveries: Vec<Delivery>,
+}
+
+/// Where one record stands. `settle` may be dropped at any await (the
+/// select loop polls it beside `recv`), so the state lives here, not in it.
+enum Delivery {
+    Waiting(DeliveryFuture),
+    Resend,
+    Done,
+}
+
+impl InFlight {
+    /// Returns once every record is acknowledged, sending refused ones again.
+    async fn settle(&mut self, producer: &FutureProducer, pipeline: &str) {
+        for (record, delivery) in self.records.iter().zip(self.deliveries.iter_mut()) {
+            loop {
+                let outcome = match delivery {
+                    Delivery::Done => break,
+                    Delivery::Resend => {
+                        *delivery = Delivery::Waiting(send_until_queued(record, producer).await);
+                        continue;
+                    }
+                    Delivery::Waiting(fut) => fut.await,
+                };
+                if let Ok(Ok(_)) = outcome {
+                    *delivery = Delivery::Done;
+                    break;
+                }
+                *delivery = Delivery::Resend;
+                match outcome {
+                    Ok(Err((e, _))) => tracing::warn!(
+                        pipeline,
+                        topic = %record.topic,
+                        source.partition = self.partition,
+                        source.offset = self.offset,
+                        "the broker refused a record ({e}); sending it again"
+                    ),
+                    _ => tracing::warn!(pipeline, "a delivery report was lost; sending again"),
+                }
+                tokio::time::sleep(RESEND_BACKOFF).await;
+            }
+        }
+    }
+}
+
+/// Enqueues a record, waiting while the producer's local queue is full.
+async fn send_until_queued(record: &Record, producer: &FutureProducer) -> DeliveryFuture {
+    loop {
+        match record.send(producer) {
+            Ok(fut) => return fut,
+            Err(e) => {
+                tracing::debug!(topic = %record.topic, "cannot enqueue yet ({e}); waiting");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Where the pipeline stops by itself: the last offset to process per
+/// partition of its input (used by `weir run --drain`).
+pub type StopAt = HashMap<i32, i64>;
+
+/// Runs one pipeline until `shutdown` turns true (or `stop_at` is reached),
+/// then finishes what is in flight, commits and disconnects.
+pub async fn run(
+    spec: Pipeline,
+    kafka: Kafka,
+    bootstrap: String,
+    mut instance: Instance,
+    mut shutdown: watch::Receiver<bool>,
+    stop_at: Option<StopAt>,
+) -> anyhow::Result<Stats> {
+    let name = spec.name.clone();
+    let plugin = Arc::clone(instance.plugin());
+
+    let base = base_config(&kafka, &bootstrap);
+    let consumer_proxy = ConsumerProxy::new(base.clone(), &spec.group, vec![spec.input.clone()], &name);
+    let producer_proxy = ProducerProxy::new(base);
+    let consumer = consumer_proxy
+        .connect()
+        .with_context(|| format!("pipeline {name:?}: cannot create the consumer"))?;
+    let producer = producer_proxy
+        .connect()
+        .with_context(|| format!("pipeline {name:?}: cannot create the producer"))?;
+    tracing::info!(
+        pipeline = %name,
+        input = %spec.input,
+        group = %spec.group,
+        plugin = %plugin.name,
+        world = %plugin.world(),
+        "pipeline started"
+    );
+
+    let mut stats = Stats::default();
+    let mut window: VecDeque<InFlight> = VecDeque::new();
+    let drain = stop_at.is_some();
+    let mut remaining = stop_at.unwrap_or_default();
+    let mut stopping = *shutdown.borrow();
+
+    loop {
+        if drain && remaining.is_empty() && window.is_empty() {
+            break;
+        }
+        if stopping && window.is_empty() {
+            break;
+        }
+        tokio::select! {
+            biased;
+            changed = shutdown.changed(), if !stopping => {
+                if changed.is_err() || *shutdown.borrow() {
+                    tracing::info!(pipeline = %name, in_flight = window.len(), "stopping: finishing what is in flight");
+                    stopping = true;
+                }
+            }
+            () = async { window.front_mut().expect("guarded").settle(&producer, &name).await },
+                if !window.is_empty() =>
+            {
+                let done = window.pop_front().expect("guarded");
+                if let Err(e) = consumer.store_offset(&spec.input, done.partition, done.offset) {
+                    // The partition was revoked: its new owner starts from the last commit.
+                    tracing::debug!(pipeline = %name, partition = done.partition, "offset not stored: {e}");
+                }
+                if remaining.get(&done.partition).is_some_and(|last| done.offset >= *last) {
+                    remaining.remove(&done.partition);
+                }
+            }
+            received = consumer.recv(), if !stopping && window.len() < spec.max_in_flight && !(drain && remaining.is_empty()) => {
+                let msg = match received {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(pipeline = %name, "consume error: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                stats.consumed += 1;
+                let in_flight = process(&spec, &mut instance, &msg, &mut stats);
+                drop(msg);
+                let mut in_flight = in_flight;
+                for record in &in_flight.records {
+                    in_flight.deliveries.push(Delivery::Waiting(send_until_queued(record, &producer).await));
+                }
+                window.push_back(in_flight);
+            }
+        }
+    }
+
+    tracing::info!(pipeline = %name, ?stats, "pipeline stopping: committing");
+    let committed = consumer_proxy.disconnect();
+    drop(consumer);
+    let flushed = producer_proxy.disconnect();
+    committed.with_context(|| format!("pipeline {name:?}: final commit failed"))?;
+    flushed.with_context(|| format!("pipeline {name:?}: final flush failed"))?;
+    tracing::info!(pipeline = %name, replacements = instance.replacements(), "pipeline stopped");
+    Ok(stats)
+}
+
+/// Calls the plugin on one message and turns the outcome into records.
+fn process(spec: &Pipeline, instance: &mut Instance, msg: &BorrowedMessage<'_>, stats: &mut Stats) -> InFlight {
+    let message = to_message(msg);
+    let span = tracing::debug_span!(
+        "message",
+        pipeline = %spec.name,
+        topic = %message.topic,
+        partition = message.partition,
+        offset = message.offset,
+        plugin = %instance.plugin().name,
+    );
+    let records = span.in_scope(|| {
+        let outcome = instance.call(&message);
+        let plugin = instance.plugin().name.clone();
+        outcome_records(spec, &plugin, message.clone(), outcome, stats)
+    });
+    InFlight { partition: message.partition, offset: message.offset, records, deliveries: Vec::new() }
+}
+
+fn outcome_records(
+    spec: &Pipeline,
+    plugin: &str,
+    message: Message,
+    outcome: Outcome,
+    stats: &mut Stats,
+) -> Vec<Record> {
+    let dead = |kind: &str, reason: String, stats: &mut Stats| {
+        tracing::debug!(kind, reason = %reason, "dead-lettered");
+        *stats.dead_lettered.entry(kind.to_string()).or_default() += 1;
+        vec![dead_letter(spec, plugin, &message, kind, &reason)]
+    };
+    match outcome {
+        Outcome::Accepted => {
+            stats.produced += 1;
+            vec![Record {
+                topic: spec.output.clone(),
+                key: message.key.clone(),
+                value: message.value.clone(),
+                headers: message.headers.iter().map(|h| (h.key.clone(), h.value.clone())).collect(),
+                timestamp: message.timestamp,
+            }]
+        }
+        Outcome::Outputs(outputs) => {
+            if let Some(bad) = outputs
+                .iter()
+                .filter_map(|o| o.topic.as_deref())
+                .find(|t| *t != spec.output && !spec.routes.iter().any(|r| r == t))
+            {
+                let reason = format!(
+                    "the plugin sent an output to {bad:?}, which is not a declared route of this pipeline (routes: {:?})",
+                    spec.routes
+                );
+                return dead("route", reason, stats);
+            }
+            if outputs.is_empty() {
+                stats.dropped += 1;
+            }
+            stats.produced += outputs.len() as u64;
+            outputs
+                .into_iter()
+                .map(|o| Record {
+                    topic: o.topic.unwrap_or_else(|| spec.output.clone()),
+                    key: o.key,
+                    value: o.value,
+                    headers: o.headers.into_iter().map(|h| (h.key, h.value)).collect(),
+                    timestamp: message.timestamp,
+                })
+                .collect()
+        }
+        Outcome::Invalid(reason) => dead("invalid", reason, stats),
+        Outcome::Failed(reason) => dead("failed", reason, stats),
+        Outcome::Aborted(Abort { kind, reason }) => dead(kind.as_str(), reason, stats),
+    }
+}
+
+/// The original record plus headers saying what happened to it and where it came from.
+fn dead_letter(spec: &Pipeline, plugin: &str, m: &Message, kind: &str, reason: &str) -> Record {
+    let mut headers: Vec<(String, Option<Vec<u8>>)> =
+        m.headers.iter().map(|h| (h.key.clone(), h.value.clone())).collect();
+    for (k, v) in [
+        ("weir.error.kind", kind.to_string()),
+        ("weir.error.reason", reason.to_string()),
+        ("weir.source.topic", m.topic.clone()),
+        ("weir.source.partition", m.partition.to_string()),
+        ("weir.source.offset", m.offset.to_string()),
+        ("weir.pipeline", spec.name.clone()),
+        ("weir.plugin", plugin.to_string()),
+    ] {
+        headers.push((k.to_string(), Some(v.into_bytes())));
+    }
+    Record {
+        topic: spec.dead_letter.clone(),
+        key: m.key.clone(),
+        value: m.value.clone(),
+        headers,
+        timestamp: m.timestamp,
+    }
+}
+
+/// The plugin's view of a consumed record.
+pub fn to_message(msg: &BorrowedMessage<'_>) -> Message {
+    Message {
+        topic: msg.topic().to_string(),
+        partition: msg.partition(),
+        offset: msg.offset(),
+        timestamp: msg.timestamp().to_millis(),
+        key: msg.key().map(<[u8]>::to_vec),
+        value: msg.payload().map(<[u8]>::to_vec),
+        headers: msg
+            .headers()
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| Header { key: h.key.to_string(), value: h.value.map(<[u8]>::to_vec) })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// Instantiates every pipeline's plugin (so a bad one fails before anything
+/// is consumed), then runs them side by side until `shutdown` turns true or
+/// every `stop_at` is reached. A pipeline that fails stops the others.
+pub async fn run_all(
+    pipelines: Vec<(Pipeline, Arc<Plugin>)>,
+    kafka: &Kafka,
+    bootstrap: &str,
+    shutdown: watch::Sender<bool>,
+    mut stop_at: HashMap<String, StopAt>,
+) -> anyhow::Result<BTreeMap<String, Stats>> {
+    let mut ready = Vec::new();
+    for (spec, plugin) in pipelines {
+        let tags = LogTags { pipeline: spec.name.clone(), plugin: plugin.name.clone(), capture: None };
+        let instance = plugin
+            .instantiate(&spec.plugin_config, &spec.limits, tags)
+            .with_context(|| format!("pipeline {:?}", spec.name))?;
+        ready.push((spec, instance));
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (spec, instance) in ready {
+        let name = spec.name.clone();
+        let stop = stop_at.remove(&name);
+        let span = tracing::info_span!("pipeline", pipeline = %name);
+        let run = run(spec, kafka.clone(), bootstrap.to_string(), instance, shutdown.subscribe(), stop);
+        tasks.spawn(async move { (name, run.await) }.instrument(span));
+    }
+    let mut all = BTreeMap::new();
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((name, Ok(stats))) => {
+                all.insert(name, stats);
+            }
+            Ok((name, Err(e))) => {
+                tracing::error!(pipeline = %name, "{e:#}");
+                first_error.get_or_insert(e);
+                shutdown.send_replace(true);
+            }
+            Err(e) => {
+                first_error.get_or_insert(anyhow::anyhow!("a pipeline panicked: {e}"));
+                shutdown.send_replace(true);
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(all),
+    }
+}

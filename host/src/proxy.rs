@@ -1,0 +1,170 @@
+//! Lazy connection proxies, one per entity, as in weir's Python origin: a
+//! proxy holds the settings, connects on first use, keeps the connection
+//! for later uses and drops it on [`disconnect`](ProducerProxy::disconnect).
+//!
+//! Invariants: at most one live client per proxy; `connect` after
+//! `disconnect` builds a new one; a consumer proxy's `disconnect` commits
+//! the offsets stored so far before it lets go, a producer proxy's flushes.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::ClientContext;
+use rdkafka::consumer::{CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::KafkaResult;
+use rdkafka::producer::{FutureProducer, Producer as _};
+use rdkafka::topic_partition_list::TopicPartitionList;
+
+use crate::config::Kafka;
+
+/// How long `disconnect` waits for queued messages.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Logs rebalances and commits, tagged with the owner's name.
+#[derive(Clone)]
+pub struct LoggingContext {
+    pub owner: String,
+}
+
+impl ClientContext for LoggingContext {}
+
+impl ConsumerContext for LoggingContext {
+    fn pre_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        tracing::info!(pipeline = %self.owner, "rebalance: {}", describe(rebalance));
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => tracing::debug!(pipeline = %self.owner, "committed {}", describe_tpl(offsets)),
+            Err(e) => tracing::warn!(pipeline = %self.owner, "commit failed: {e}"),
+        }
+    }
+}
+
+fn describe(r: &Rebalance<'_>) -> String {
+    match r {
+        Rebalance::Assign(tpl) => format!("assigned {}", describe_tpl(tpl)),
+        Rebalance::Revoke(tpl) => format!("revoked {}", describe_tpl(tpl)),
+        Rebalance::Error(e) => format!("error {e}"),
+    }
+}
+
+fn describe_tpl(tpl: &TopicPartitionList) -> String {
+    tpl.elements()
+        .iter()
+        .map(|e| format!("{}[{}]@{:?}", e.topic(), e.partition(), e.offset()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The consumer type every weir consumer is.
+pub type WeirConsumer = StreamConsumer<LoggingContext>;
+
+/// Settings common to both entities: brokers, then the user's properties.
+pub fn base_config(kafka: &Kafka, bootstrap: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap);
+    for (k, v) in &kafka.properties {
+        c.set(k, v);
+    }
+    c
+}
+
+fn set_default(c: &mut ClientConfig, key: &str, value: &str) {
+    if c.get(key).is_none() {
+        c.set(key, value);
+    }
+}
+
+/// A producer that connects on first use.
+pub struct ProducerProxy {
+    config: ClientConfig,
+    producer: Mutex<Option<FutureProducer>>,
+}
+
+impl ProducerProxy {
+    /// `config` as from [`base_config`]; acks default to all.
+    pub fn new(mut config: ClientConfig) -> Self {
+        set_default(&mut config, "acks", "all");
+        ProducerProxy { config, producer: Mutex::new(None) }
+    }
+
+    /// The producer, created on the first call and kept.
+    pub fn connect(&self) -> KafkaResult<FutureProducer> {
+        let mut slot = self.producer.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = slot.as_ref() {
+            return Ok(p.clone());
+        }
+        let producer: FutureProducer = self.config.create()?;
+        *slot = Some(producer.clone());
+        Ok(producer)
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.producer.lock().map(|s| s.is_some()).unwrap_or(false)
+    }
+
+    /// Flushes what is queued and drops the connection.
+    pub fn disconnect(&self) -> KafkaResult<()> {
+        let taken = self.producer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match taken {
+            Some(p) => p.flush(FLUSH_TIMEOUT),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A consumer in a group, subscribed on first use.
+pub struct ConsumerProxy {
+    config: ClientConfig,
+    topics: Vec<String>,
+    owner: String,
+    consumer: Mutex<Option<Arc<WeirConsumer>>>,
+}
+
+impl ConsumerProxy {
+    /// At-least-once defaults: offsets are stored by weir after delivery
+    /// and committed in the background and on disconnect.
+    pub fn new(mut config: ClientConfig, group: &str, topics: Vec<String>, owner: &str) -> Self {
+        config.set("group.id", group);
+        config.set("enable.auto.offset.store", "false");
+        set_default(&mut config, "enable.auto.commit", "true");
+        set_default(&mut config, "auto.offset.reset", "earliest");
+        ConsumerProxy { config, topics, owner: owner.to_string(), consumer: Mutex::new(None) }
+    }
+
+    /// The subscribed consumer, created on the first call and kept.
+    pub fn connect(&self) -> KafkaResult<Arc<WeirConsumer>> {
+        let mut slot = self.consumer.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = slot.as_ref() {
+            return Ok(Arc::clone(c));
+        }
+        let consumer: WeirConsumer = self
+            .config
+            .create_with_context(LoggingContext { owner: self.owner.clone() })?;
+        let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics)?;
+        let consumer = Arc::new(consumer);
+        *slot = Some(Arc::clone(&consumer));
+        Ok(consumer)
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.consumer.lock().map(|s| s.is_some()).unwrap_or(false)
+    }
+
+    /// Commits the stored offsets synchronously, leaves the group and drops
+    /// the connection.
+    pub fn disconnect(&self) -> KafkaResult<()> {
+        let taken = self.consumer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(consumer) = taken else { return Ok(()) };
+        let committed = match consumer.commit_consumer_state(CommitMode::Sync) {
+            // Nothing stored since the last commit is not a failure.
+            Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => Ok(()),
+            other => other,
+        };
+        consumer.unsubscribe();
+        committed
+    }
+}
