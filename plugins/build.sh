@@ -20,7 +20,11 @@ build_rust() {
         echo "error: the wasm32-wasip2 target is missing: run 'rustup target add wasm32-wasip2'" >&2
         exit 1
     fi
+    # tests/build.rs shares this target dir (WEIR_GUEST_TARGET_DIR moves both).
     local target_dir="$PWD/rust/target"
+    if [ -n "${WEIR_GUEST_TARGET_DIR:-}" ]; then
+        target_dir="$WEIR_GUEST_TARGET_DIR/plugins-rust"
+    fi
     CARGO_TARGET_DIR="$target_dir" cargo build --quiet --release \
         --target wasm32-wasip2 --manifest-path rust/Cargo.toml
     local name

@@ -57,7 +57,7 @@ fn main() {
         (root.join("plugins/rust"), PLUGINS),
     ] {
         check_crate_dirs(&workspace, crates);
-        let target_dir = workspace.join("target");
+        let target_dir = guest_target_dir(&workspace);
         build_workspace(&workspace, &target_dir);
         for name in crates {
             let wasm = target_dir
@@ -86,6 +86,19 @@ fn main() {
     }
     code.push_str("];\n");
     fs::write(out_dir.join("fixtures.rs"), code).expect("write $OUT_DIR/fixtures.rs");
+}
+
+/// `<workspace>/target`, or, when `WEIR_GUEST_TARGET_DIR` is set (CI keeps
+/// it outside the clone), a folder of it named after the workspace.
+fn guest_target_dir(workspace: &Path) -> PathBuf {
+    println!("cargo:rerun-if-env-changed=WEIR_GUEST_TARGET_DIR");
+    match std::env::var_os("WEIR_GUEST_TARGET_DIR") {
+        Some(dir) => {
+            let name = workspace.strip_prefix(workspace.parent().unwrap().parent().unwrap()).unwrap();
+            PathBuf::from(dir).join(name.to_string_lossy().replace('/', "-"))
+        }
+        None => workspace.join("target"),
+    }
 }
 
 /// Panics with the fix if the standard library for the guest target is missing,

@@ -1,0 +1,363 @@
+//! End-to-end on a real broker: tansu on loopback, inputs produced and
+//! outputs read by the independent aiokafka client, weir as a child process.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::fixtures;
+use crate::support::{Tansu, TempDir, WeirProcess, header, unique, value_json};
+
+const ORDER_SCHEMA: &str = r#"{"type":"object","properties":{"id":{"type":"integer"},"text":{"type":"string"}},"required":["id","text"]}"#;
+
+struct Topics {
+    input: String,
+    output: String,
+    dead: String,
+    routes: Vec<String>,
+}
+
+impl Topics {
+    fn new(routes: usize) -> Topics {
+        Topics {
+            input: unique("in"),
+            output: unique("out"),
+            dead: unique("dlq"),
+            routes: (0..routes).map(|_| unique("route")).collect(),
+        }
+    }
+
+    fn create(&self, tansu: &Tansu, partitions: u32) {
+        let mut all = vec![self.input.as_str(), &self.output, &self.dead];
+        all.extend(self.routes.iter().map(String::as_str));
+        tansu.create_topics(partitions, &all);
+    }
+}
+
+/// A config with one pipeline; `plugin_config` lines go under [pipeline.config].
+fn write_config(
+    dir: &TempDir,
+    tansu: &Tansu,
+    t: &Topics,
+    plugin: &str,
+    plugin_config: &[(&str, &str)],
+) -> std::path::PathBuf {
+    let mut text = format!(
+        "[kafka]\nbrokers = \"{}\"\n[kafka.properties]\n\"client.id\" = \"weir-e2e\"\n\"session.timeout.ms\" = 6000\n\n\
+         [[pipeline]]\nname = \"e2e\"\ninput = \"{}\"\ngroup = \"{}\"\noutput = \"{}\"\ndead_letter = \"{}\"\n\
+         routes = {:?}\nplugin = \"{}\"\n[pipeline.config]\n",
+        tansu.bootstrap,
+        t.input,
+        unique("group"),
+        t.output,
+        t.dead,
+        t.routes,
+        plugin,
+    );
+    for (k, v) in plugin_config {
+        text.push_str(&format!("{k:?} = {v:?}\n"));
+    }
+    dir.write("weir.toml", &text)
+}
+
+fn order(i: usize) -> Value {
+    json!({"key": format!("k{i}"), "value": {"id": i, "text": format!("Hello {i}")}})
+}
+
+fn ids(records: &[Value]) -> Vec<u64> {
+    records
+        .iter()
+        .map(|r| value_json(r)["id"].as_u64().expect("an id"))
+        .collect()
+}
+
+const LONG: Duration = Duration::from_secs(120);
+const IDLE: Duration = Duration::from_secs(3);
+
+#[test]
+fn valid_messages_reach_the_output_and_invalid_ones_the_dead_letter_topic_with_every_header() {
+    let tansu = Tansu::start();
+    let t = Topics::new(0);
+    t.create(&tansu, 2);
+    let dir = TempDir::new();
+    let config = write_config(
+        &dir,
+        &tansu,
+        &t,
+        fixtures::JSON_SCHEMA,
+        &[("schema", ORDER_SCHEMA)],
+    );
+    let mut inputs: Vec<Value> = (0..10).map(order).collect();
+    inputs[3]["headers"] = json!({"trace": "abc", "empty": null});
+    inputs.push(
+        json!({"key": "bad-type", "value": {"id": "ten", "text": "x"}, "headers": {"trace": "t1"}}),
+    );
+    inputs.push(json!({"key": "missing", "value": {"id": 11}}));
+    inputs.push(json!({"key": "not-json", "value": "plain text"}));
+    inputs.push(json!({"key": null, "value": {"id": 13}}));
+    inputs.push(json!({"key": "null-value", "value": null}));
+    inputs.push(json!({"key": "binary", "value": {"$base64": "AP8A/w=="}}));
+    tansu.produce(&t.input, &inputs);
+
+    let weir = WeirProcess::start(&config);
+    let valid = tansu.consume(&[&t.output], 10, LONG, Some(IDLE));
+    let dead = tansu.consume(&[&t.dead], 6, LONG, Some(IDLE));
+    weir.signal("TERM");
+    assert!(weir.wait(LONG).success());
+
+    let mut got = ids(&valid);
+    got.sort();
+    assert_eq!(
+        got,
+        (0..10).collect::<Vec<u64>>(),
+        "exactly the valid ones, once each"
+    );
+    let with_headers = valid.iter().find(|r| r["key"] == "k3").expect("k3 arrived");
+    assert_eq!(header(with_headers, "trace"), Some(&json!("abc")));
+    assert_eq!(header(with_headers, "empty"), Some(&Value::Null));
+
+    let by_key: BTreeMap<String, &Value> = dead
+        .iter()
+        .map(|r| (r["key"].as_str().unwrap_or("<null>").to_string(), r))
+        .collect();
+    assert_eq!(by_key.len(), 6, "{dead:?}");
+    for (key, r) in &by_key {
+        assert_eq!(
+            header(r, "weir.error.kind"),
+            Some(&json!("invalid")),
+            "{key}"
+        );
+        assert!(
+            header(r, "weir.error.reason")
+                .and_then(Value::as_str)
+                .is_some_and(|s| !s.is_empty())
+        );
+        assert_eq!(header(r, "weir.source.topic"), Some(&json!(t.input)));
+        let partition: i64 = header(r, "weir.source.partition")
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((0..2).contains(&partition));
+        assert!(
+            header(r, "weir.source.offset")
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .parse::<i64>()
+                .is_ok()
+        );
+        assert_eq!(header(r, "weir.pipeline"), Some(&json!("e2e")));
+        assert_eq!(header(r, "weir.plugin"), Some(&json!("json_schema.wasm")));
+    }
+    let bad_type = by_key["bad-type"];
+    assert_eq!(
+        header(bad_type, "trace"),
+        Some(&json!("t1")),
+        "original headers kept"
+    );
+    assert!(
+        header(bad_type, "weir.error.reason")
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .contains("/id")
+    );
+    assert_eq!(
+        bad_type["value"],
+        json!(r#"{"id":"ten","text":"x"}"#),
+        "original value kept"
+    );
+    assert_eq!(by_key["binary"]["value"], json!({"$base64": "AP8A/w=="}));
+    assert_eq!(by_key["<null>"]["value"], json!(r#"{"id":13}"#));
+    assert_eq!(by_key["null-value"]["value"], Value::Null);
+}
+
+#[test]
+fn a_transformer_fans_out_drops_and_routes_and_an_undeclared_route_is_dead_lettered() {
+    let tansu = Tansu::start();
+    let t = Topics::new(2);
+    t.create(&tansu, 1);
+    let dir = TempDir::new();
+    let config = write_config(
+        &dir,
+        &tansu,
+        &t,
+        fixtures::ROUTER,
+        &[
+            ("route.eu", &t.routes[0]),
+            ("route.us", &t.routes[1]),
+            ("route.mars", "not-a-declared-route"),
+        ],
+    );
+    tansu.produce(
+        &t.input,
+        &[
+            json!({"key": "plain", "value": {"n": 1}}),
+            json!({"key": "eu", "value": {"n": 2, "region": "eu"}}),
+            json!({"key": "us", "value": {"n": 3, "region": "us"}}),
+            json!({"key": "gone", "value": {"n": 4, "drop": true}}),
+            json!({"key": "split", "value": {"items": [{"n": 5}, {"n": 6, "region": "eu"}, {"n": 7}]}, "headers": {"h": "v"}}),
+            json!({"key": "mars", "value": {"n": 8, "region": "mars"}}),
+            json!({"key": "junk", "value": "not an object"}),
+        ],
+    );
+    let weir = WeirProcess::start(&config);
+    let out = tansu.consume(&[&t.output], 3, LONG, Some(IDLE));
+    let eu = tansu.consume(&[&t.routes[0]], 2, LONG, Some(IDLE));
+    let us = tansu.consume(&[&t.routes[1]], 1, LONG, Some(IDLE));
+    let dead = tansu.consume(&[&t.dead], 2, LONG, Some(IDLE));
+    weir.signal("TERM");
+    assert!(weir.wait(LONG).success());
+
+    let ns = |rs: &[Value]| {
+        rs.iter()
+            .map(|r| value_json(r)["n"].as_u64().unwrap())
+            .collect::<BTreeSet<_>>()
+    };
+    assert_eq!(ns(&out), BTreeSet::from([1, 5, 7]));
+    assert_eq!(ns(&eu), BTreeSet::from([2, 6]));
+    assert_eq!(ns(&us), BTreeSet::from([3]));
+    let split: Vec<&Value> = out
+        .iter()
+        .chain(&eu)
+        .filter(|r| r["key"] == "split")
+        .collect();
+    assert_eq!(split.len(), 3, "fan-out keeps the key");
+    for r in split {
+        assert_eq!(header(r, "h"), Some(&json!("v")));
+        assert!(header(r, "weir.split.index").is_some());
+    }
+    let kinds: BTreeMap<&str, &str> = dead
+        .iter()
+        .map(|r| {
+            (
+                r["key"].as_str().unwrap(),
+                header(r, "weir.error.kind").unwrap().as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        BTreeMap::from([("mars", "route"), ("junk", "invalid")])
+    );
+}
+
+#[test]
+fn null_keys_and_values_binary_values_headers_and_timestamps_round_trip() {
+    let tansu = Tansu::start();
+    let t = Topics::new(0);
+    t.create(&tansu, 1);
+    let dir = TempDir::new();
+    let config = write_config(&dir, &tansu, &t, fixtures::ECHO, &[]);
+    let inputs = vec![
+        json!({"key": null, "value": "v1"}),
+        json!({"key": "k2", "value": null}),
+        json!({"key": {"$base64": "AAEC/w=="}, "value": {"$base64": "gICA/w=="}}),
+        json!({"key": "k4", "value": "ünïcödé ✓", "headers": [["dup", "1"], ["dup", "2"], ["none", null], ["bin", {"$base64": "/w=="}]]}),
+    ];
+    tansu.produce(&t.input, &inputs);
+    let weir = WeirProcess::start(&config);
+    let out = tansu.consume(&[&t.output], 4, LONG, Some(IDLE));
+    weir.signal("TERM");
+    assert!(weir.wait(LONG).success());
+    assert_eq!(out.len(), 4);
+    for (sent, got) in inputs.iter().zip(&out) {
+        assert_eq!(got["key"], sent["key"]);
+        assert_eq!(got["value"], sent["value"]);
+        let headers = sent.get("headers").cloned().unwrap_or(json!([]));
+        assert_eq!(got["headers"], headers);
+    }
+}
+
+#[test]
+fn ten_thousand_messages_on_a_clean_run_come_out_exactly_once() {
+    let tansu = Tansu::start();
+    let t = Topics::new(0);
+    t.create(&tansu, 4);
+    let dir = TempDir::new();
+    let config = write_config(
+        &dir,
+        &tansu,
+        &t,
+        fixtures::JSON_SCHEMA,
+        &[("schema", ORDER_SCHEMA)],
+    );
+    let inputs: Vec<Value> = (0..10_000).map(order).collect();
+    tansu.produce(&t.input, &inputs);
+    let weir = WeirProcess::start(&config);
+    let out = tansu.consume(&[&t.output], 10_000, Duration::from_secs(300), Some(IDLE));
+    weir.signal("TERM");
+    assert!(weir.wait(LONG).success());
+    let mut got = ids(&out);
+    got.sort();
+    assert_eq!(got, (0..10_000).collect::<Vec<u64>>());
+}
+
+#[test]
+fn a_run_stopped_with_sigterm_and_restarted_reprocesses_nothing() {
+    let tansu = Tansu::start();
+    let t = Topics::new(0);
+    t.create(&tansu, 4);
+    let dir = TempDir::new();
+    let config = write_config(
+        &dir,
+        &tansu,
+        &t,
+        fixtures::JSON_SCHEMA,
+        &[("schema", ORDER_SCHEMA)],
+    );
+    tansu.produce(&t.input, &(0..3000).map(order).collect::<Vec<_>>());
+
+    let first = WeirProcess::start(&config);
+    // Stop it mid-stream: as soon as some output exists.
+    tansu.consume(&[&t.output], 1, LONG, None);
+    first.signal("TERM");
+    let status = first.wait(LONG);
+    assert!(status.success(), "SIGTERM exits 0, got {status:?}");
+
+    let second = WeirProcess::start(&config);
+    tansu.produce(&t.input, &(3000..4000).map(order).collect::<Vec<_>>());
+    let out = tansu.consume(&[&t.output], 4000, Duration::from_secs(300), Some(IDLE));
+    second.signal("TERM");
+    assert!(second.wait(LONG).success());
+    let mut got = ids(&out);
+    got.sort();
+    assert_eq!(
+        got,
+        (0..4000).collect::<Vec<u64>>(),
+        "every input once: nothing lost, nothing reprocessed"
+    );
+}
+
+#[test]
+fn a_run_killed_with_sigkill_and_restarted_loses_nothing() {
+    let tansu = Tansu::start();
+    let t = Topics::new(0);
+    t.create(&tansu, 4);
+    let dir = TempDir::new();
+    let config = write_config(
+        &dir,
+        &tansu,
+        &t,
+        fixtures::JSON_SCHEMA,
+        &[("schema", ORDER_SCHEMA)],
+    );
+    tansu.produce(&t.input, &(0..5000).map(order).collect::<Vec<_>>());
+
+    let first = WeirProcess::start(&config);
+    tansu.consume(&[&t.output], 500, LONG, None);
+    first.signal("KILL");
+    first.wait(LONG);
+
+    let second = WeirProcess::start(&config);
+    let out = tansu.consume(&[&t.output], 5000, Duration::from_secs(300), Some(IDLE));
+    second.signal("TERM");
+    assert!(second.wait(LONG).success());
+    let got = ids(&out);
+    let unique: BTreeSet<u64> = got.iter().copied().collect();
+    assert_eq!(unique, (0..5000).collect::<BTreeSet<u64>>(), "nothing lost");
+    eprintln!("SIGKILL: {} duplicates of 5000", got.len() - unique.len());
+}

@@ -1,0 +1,9 @@
+//! weir's integration tests, one binary: the plugin runtime against every
+//! fixture, the `weir` command, and end-to-end runs on a real broker.
+
+mod cli;
+mod compose;
+mod fixtures;
+mod kafka;
+mod plugins;
+mod support;

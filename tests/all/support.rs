@@ -1,0 +1,293 @@
+//! What the end-to-end tests share: a tansu broker per test, the
+//! independent aiokafka client (`tests/e2e/kafka_client.py`), and `weir`
+//! run as a child process on a config written for the test.
+
+use std::io::Write as _;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const WEIR: &str = env!("CARGO_BIN_EXE_weir-host");
+
+fn cache_dir() -> PathBuf {
+    match std::env::var_os("WEIR_CACHE") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/weir"),
+    }
+}
+
+fn tool(var: &str, default: PathBuf) -> PathBuf {
+    let path = std::env::var_os(var).map(PathBuf::from).unwrap_or(default);
+    assert!(
+        path.exists(),
+        "{} not found at {} (set {var}, or run `bash tests/setup.sh` which installs it)",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        path.display()
+    );
+    path
+}
+
+pub fn tansu_binary() -> PathBuf {
+    tool("WEIR_TANSU", cache_dir().join("tansu/bin/tansu"))
+}
+
+pub fn python() -> PathBuf {
+    tool("WEIR_PYTHON", cache_dir().join("venv/bin/python"))
+}
+
+fn client_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/kafka_client.py")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A unique name for a topic or group.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A tansu broker on a free loopback port, stopped on drop.
+pub struct Tansu {
+    child: Child,
+    pub bootstrap: String,
+    port: u16,
+}
+
+impl Tansu {
+    pub fn start() -> Tansu {
+        let port = free_port();
+        let child = Self::spawn(port);
+        let tansu = Tansu {
+            child,
+            bootstrap: format!("127.0.0.1:{port}"),
+            port,
+        };
+        tansu.wait_ready();
+        tansu
+    }
+
+    fn spawn(port: u16) -> Child {
+        let url = format!("tcp://127.0.0.1:{port}");
+        Command::new(tansu_binary())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .expect("tansu starts")
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not listen on {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Creates topics through the admin API.
+    pub fn create_topics(&self, partitions: u32, topics: &[&str]) {
+        let mut args = vec!["create-topics", "--bootstrap", &self.bootstrap];
+        let p = partitions.to_string();
+        args.extend(["--partitions", &p]);
+        args.extend(topics);
+        client(&args, None);
+    }
+
+    /// Produces JSON-lines records with the independent client.
+    pub fn produce(&self, topic: &str, lines: &[Value]) {
+        let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        let out = client(
+            &["produce", "--bootstrap", &self.bootstrap, "--topic", topic],
+            Some(&input),
+        );
+        let produced: Value =
+            serde_json::from_str(out.trim()).expect("produce prints {\"produced\": N}");
+        assert_eq!(produced["produced"], lines.len(), "all records produced");
+    }
+
+    /// Reads `count` records from the start of `topics` (fails if fewer
+    /// arrive in `timeout`); with `idle`, reads again until nothing new came
+    /// for that long, so records beyond `count` (duplicates) show up too.
+    pub fn consume(&self, topics: &[&str], count: usize, timeout: Duration, idle: Option<Duration>) -> Vec<Value> {
+        let first = self.read(topics, count, timeout, None);
+        match idle {
+            None => first,
+            Some(idle) => self.read(topics, count, timeout, Some(idle)),
+        }
+    }
+
+    fn read(&self, topics: &[&str], count: usize, timeout: Duration, idle: Option<Duration>) -> Vec<Value> {
+        let c = count.to_string();
+        let t = timeout.as_secs().max(1).to_string();
+        let mut args = vec!["consume", "--bootstrap", &self.bootstrap, "--timeout", &t];
+        for topic in topics {
+            args.extend(["--topic", topic]);
+        }
+        let i;
+        match idle {
+            Some(idle) => {
+                i = format!("{}", idle.as_secs_f64());
+                args.extend(["--idle", &i]);
+            }
+            None => args.extend(["--count", &c]),
+        }
+        client(&args, None).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect()
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the independent client; panics with its stderr if it fails.
+pub fn client(args: &[&str], stdin: Option<&str>) -> String {
+    let mut child = Command::new(python())
+        .arg(client_script())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python runs");
+    let mut pipe = child.stdin.take().unwrap();
+    pipe.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(pipe);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "kafka_client.py {args:?} failed: {}\nstdout: {stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// A temporary folder for one test's config, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        let dir = std::env::temp_dir().join(unique("weir-test"));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `weir run` as a child process, its log in a file of the test's folder.
+pub struct WeirProcess {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl WeirProcess {
+    pub fn start(config: &Path) -> WeirProcess {
+        let log = config.with_extension(format!("{}.log", unique("run")));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(WEIR)
+            .args(["run", "--config"])
+            .arg(config)
+            .env("WEIR_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("weir starts");
+        WeirProcess { child, log }
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .args(["-s", signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    /// Waits for exit; panics (with the log) if it takes longer than `limit`.
+    pub fn wait(mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "weir did not exit within {limit:?}; log:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for WeirProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A value field of a consumed record, parsed as JSON.
+pub fn value_json(record: &Value) -> Value {
+    serde_json::from_str(record["value"].as_str().expect("a text value")).expect("a JSON value")
+}
+
+/// The header `name` of a consumed record (the client prints pairs).
+pub fn header<'a>(record: &'a Value, name: &str) -> Option<&'a Value> {
+    record["headers"]
+        .as_array()?
+        .iter()
+        .find(|pair| pair[0] == name)
+        .map(|pair| &pair[1])
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole test suite from a fresh machine: installs what it needs (cached
+# in ${WEIR_CACHE:-~/.cache/weir}), builds the example plugins, runs every
+# test crate of the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tests/setup.sh
+# shellcheck disable=SC1091
+source "${WEIR_CACHE:-$HOME/.cache/weir}/env.sh"
+export WEIR_TANSU WEIR_PYTHON
+# Build outputs live in the cache too, so a fresh clone on a machine that
+# already ran the suite does not compile wasmtime and the plugins again.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$WEIR_CACHE/target}"
+export WEIR_GUEST_TARGET_DIR="${WEIR_GUEST_TARGET_DIR:-$WEIR_CACHE/guest-target}"
+bash plugins/build.sh
+cargo test --workspace --locked "$@"
