@@ -4,9 +4,10 @@
 # test crate of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export WEIR_CACHE="${WEIR_CACHE:-$HOME/.cache/weir}"
 bash tests/setup.sh
 # shellcheck disable=SC1091
-source "${WEIR_CACHE:-$HOME/.cache/weir}/env.sh"
+source "$WEIR_CACHE/env.sh"
 export WEIR_TANSU WEIR_PYTHON
 # Build outputs live in the cache too, so a fresh clone on a machine that
 # already ran the suite does not compile wasmtime and the plugins again.
