@@ -94,7 +94,9 @@ fn guest_target_dir(workspace: &Path) -> PathBuf {
     println!("cargo:rerun-if-env-changed=WEIR_GUEST_TARGET_DIR");
     match std::env::var_os("WEIR_GUEST_TARGET_DIR") {
         Some(dir) => {
-            let name = workspace.strip_prefix(workspace.parent().unwrap().parent().unwrap()).unwrap();
+            let name = workspace
+                .strip_prefix(workspace.parent().unwrap().parent().unwrap())
+                .unwrap();
             PathBuf::from(dir).join(name.to_string_lossy().replace('/', "-"))
         }
         None => workspace.join("target"),

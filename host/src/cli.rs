@@ -103,7 +103,9 @@ pub fn main() -> ExitCode {
 fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Pretty => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -201,7 +203,8 @@ impl Run {
         }
         if self.drain {
             let kafka = config.kafka.clone();
-            let report = tokio::task::spawn_blocking(move || print_report(&config, &kafka, &bootstrap));
+            let report =
+                tokio::task::spawn_blocking(move || print_report(&config, &kafka, &bootstrap));
             report.await??;
         }
         drop(embedded);
@@ -211,7 +214,10 @@ impl Run {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
         (Ok(mut int), Ok(mut term)) => {
             tokio::select! {
                 _ = int.recv() => {}
@@ -223,15 +229,29 @@ async fn wait_for_signal() {
 }
 
 /// What each pipeline wrote, as a person reads it.
-fn print_report(config: &Config, kafka: &crate::config::Kafka, bootstrap: &str) -> anyhow::Result<()> {
+fn print_report(
+    config: &Config,
+    kafka: &crate::config::Kafka,
+    bootstrap: &str,
+) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     for p in &config.pipelines {
         let topics: Vec<&str> = p.output_topics().collect();
         let written = read_all(kafka, bootstrap, &topics)?;
-        writeln!(out, "\npipeline {}: {} → {}", p.name, p.input, p.plugin.display())?;
+        writeln!(
+            out,
+            "\npipeline {}: {} → {}",
+            p.name,
+            p.input,
+            p.plugin.display()
+        )?;
         for topic in &topics {
             let records = &written[*topic];
-            let role = if *topic == p.dead_letter { "dead letters" } else { "output" };
+            let role = if *topic == p.dead_letter {
+                "dead letters"
+            } else {
+                "output"
+            };
             writeln!(out, "  {role} in {topic}: {} records", records.len())?;
             for m in records {
                 let value = jsonl::encode_bytes(m.value.as_deref());
@@ -252,11 +272,14 @@ fn print_report(config: &Config, kafka: &crate::config::Kafka, bootstrap: &str) 
 }
 
 fn read_jsonl(path: &Path) -> anyhow::Result<Vec<jsonl::Record>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| jsonl::parse_line(l).map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), i + 1)))
+        .map(|(i, l)| {
+            jsonl::parse_line(l).map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), i + 1))
+        })
         .collect()
 }
 
@@ -265,10 +288,18 @@ impl Check {
         let config = Config::load(&self.config)?;
         let runtime = Runtime::new()?;
         let plugins = load_plugins(&runtime, &config)?;
-        let brokers = if config.kafka.is_embedded() { "embedded (in-process, keeps nothing)" } else { "configured" };
+        let brokers = if config.kafka.is_embedded() {
+            "embedded (in-process, keeps nothing)"
+        } else {
+            "configured"
+        };
         println!("{}: kafka {brokers}", config.path.display());
         for (p, plugin) in config.pipelines.iter().zip(plugins) {
-            let tags = LogTags { pipeline: p.name.clone(), plugin: plugin.name.clone(), capture: None };
+            let tags = LogTags {
+                pipeline: p.name.clone(),
+                plugin: plugin.name.clone(),
+                capture: None,
+            };
             let started = std::time::Instant::now();
             plugin
                 .instantiate(&p.plugin_config, &p.limits, tags)
@@ -303,7 +334,8 @@ impl Test {
                 .split_once('=')
                 .with_context(|| format!("--config {pair:?}: expected KEY=VALUE"))?;
             let v = match v.strip_prefix('@') {
-                Some(file) => std::fs::read_to_string(file).with_context(|| format!("--config {k}: cannot read {file}"))?,
+                Some(file) => std::fs::read_to_string(file)
+                    .with_context(|| format!("--config {k}: cannot read {file}"))?,
                 None => v.to_string(),
             };
             config.push((k.to_string(), v));
@@ -317,7 +349,11 @@ impl Test {
             }
         };
         let capture = Arc::new(Mutex::new(Vec::new()));
-        let tags = LogTags { pipeline: "test".into(), plugin: plugin.name.clone(), capture: Some(Arc::clone(&capture)) };
+        let tags = LogTags {
+            pipeline: "test".into(),
+            plugin: plugin.name.clone(),
+            capture: Some(Arc::clone(&capture)),
+        };
         let mut instance = match plugin.instantiate(&config, &Limits::default(), tags) {
             Ok(i) => i,
             Err(e) => {
@@ -327,11 +363,15 @@ impl Test {
         };
         let input: Box<dyn BufRead> = match &self.input {
             Some(path) => Box::new(std::io::BufReader::new(
-                std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
+                std::fs::File::open(path)
+                    .with_context(|| format!("cannot open {}", path.display()))?,
             )),
             None => Box::new(std::io::stdin().lock()),
         };
-        let source = self.input.as_ref().map_or("stdin".to_string(), |p| p.display().to_string());
+        let source = self
+            .input
+            .as_ref()
+            .map_or("stdin".to_string(), |p| p.display().to_string());
         let mut out = std::io::stdout().lock();
         let mut bad_lines = 0;
         for (i, line) in input.lines().enumerate() {
@@ -356,7 +396,11 @@ impl Test {
             }
             writeln!(out, "{result}")?;
         }
-        Ok(if bad_lines > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })
+        Ok(if bad_lines > 0 {
+            ExitCode::from(3)
+        } else {
+            ExitCode::SUCCESS
+        })
     }
 }
 

@@ -54,7 +54,10 @@ pub struct OutMessage {
 impl OutMessage {
     /// A record with a value and nothing else.
     pub fn value(value: impl Into<Vec<u8>>) -> Self {
-        OutMessage { value: Some(value.into()), ..Default::default() }
+        OutMessage {
+            value: Some(value.into()),
+            ..Default::default()
+        }
     }
 }
 
@@ -77,13 +80,21 @@ pub struct Producer {
 
 impl Producer {
     /// `validator`, if given, must be an instance of a validator plugin.
-    pub fn new(proxy: ProducerProxy, topic: impl Into<String>, validator: Option<Instance>) -> Result<Self, ProduceError> {
+    pub fn new(
+        proxy: ProducerProxy,
+        topic: impl Into<String>,
+        validator: Option<Instance>,
+    ) -> Result<Self, ProduceError> {
         if let Some(world) = validator.as_ref().map(|v| v.plugin().world()) {
             if world != World::Validator {
                 return Err(ProduceError::NotAValidator(world));
             }
         }
-        Ok(Producer { proxy, topic: topic.into(), validator })
+        Ok(Producer {
+            proxy,
+            topic: topic.into(),
+            validator,
+        })
     }
 
     /// Validates `message`, then sends it and waits for the broker's
@@ -100,24 +111,44 @@ impl Producer {
                 headers: message
                     .headers
                     .iter()
-                    .map(|(k, v)| crate::plugin::Header { key: k.clone(), value: v.clone() })
+                    .map(|(k, v)| crate::plugin::Header {
+                        key: k.clone(),
+                        value: v.clone(),
+                    })
                     .collect(),
             };
             match validator.call(&as_consumed) {
                 Outcome::Accepted | Outcome::Outputs(_) => {}
-                Outcome::Invalid(reason) => return Err(ProduceError::Rejected { kind: "invalid", reason }),
-                Outcome::Failed(reason) => return Err(ProduceError::Rejected { kind: "failed", reason }),
+                Outcome::Invalid(reason) => {
+                    return Err(ProduceError::Rejected {
+                        kind: "invalid",
+                        reason,
+                    });
+                }
+                Outcome::Failed(reason) => {
+                    return Err(ProduceError::Rejected {
+                        kind: "failed",
+                        reason,
+                    });
+                }
                 Outcome::Aborted(a) => {
-                    return Err(ProduceError::Rejected { kind: a.kind.as_str(), reason: a.reason });
+                    return Err(ProduceError::Rejected {
+                        kind: a.kind.as_str(),
+                        reason: a.reason,
+                    });
                 }
             }
         }
         let producer = self.proxy.connect()?;
         let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
         for (key, value) in &message.headers {
-            headers = headers.insert(KafkaHeader { key, value: value.as_deref() });
+            headers = headers.insert(KafkaHeader {
+                key,
+                value: value.as_deref(),
+            });
         }
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.topic).headers(headers);
+        let mut record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(&self.topic).headers(headers);
         if let Some(k) = &message.key {
             record = record.key(k);
         }
@@ -175,10 +206,19 @@ impl Container {
     }
 
     pub fn consumer_proxy(&self, topic: &str, group: &str) -> ConsumerProxy {
-        ConsumerProxy::new(base_config(&self.kafka, &self.kafka.brokers), group, vec![topic.to_string()], group)
+        ConsumerProxy::new(
+            base_config(&self.kafka, &self.kafka.brokers),
+            group,
+            vec![topic.to_string()],
+            group,
+        )
     }
 
-    pub fn producer(&self, topic: &str, validator: Option<Instance>) -> Result<Producer, ProduceError> {
+    pub fn producer(
+        &self,
+        topic: &str,
+        validator: Option<Instance>,
+    ) -> Result<Producer, ProduceError> {
         Producer::new(self.producer_proxy(), topic, validator)
     }
 
@@ -202,7 +242,10 @@ pub async fn seed(
         let topic = r.topic.as_deref().unwrap_or(default_topic);
         let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
         for (key, value) in &r.headers {
-            headers = headers.insert(KafkaHeader { key, value: value.as_deref() });
+            headers = headers.insert(KafkaHeader {
+                key,
+                value: value.as_deref(),
+            });
         }
         let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
         if let Some(k) = &r.key {
@@ -218,7 +261,9 @@ pub async fn seed(
             .send(record, SEND_TIMEOUT)
             .await
             .map_err(|(e, _)| anyhow::anyhow!("seed record {} to {topic}: {e}", i + 1))?;
-        let slot = last.entry((topic.to_string(), delivery.partition)).or_insert(delivery.offset);
+        let slot = last
+            .entry((topic.to_string(), delivery.partition))
+            .or_insert(delivery.offset);
         *slot = (*slot).max(delivery.offset);
     }
     proxy.disconnect()?;
@@ -227,9 +272,15 @@ pub async fn seed(
 
 /// Every record now in `topics`, read from the start to the high watermark
 /// (exact on the embedded broker; tansu's watermarks run short).
-pub fn read_all(kafka: &Kafka, bootstrap: &str, topics: &[&str]) -> anyhow::Result<BTreeMap<String, Vec<Message>>> {
+pub fn read_all(
+    kafka: &Kafka,
+    bootstrap: &str,
+    topics: &[&str],
+) -> anyhow::Result<BTreeMap<String, Vec<Message>>> {
     let mut config = base_config(kafka, bootstrap);
-    config.set("group.id", "weir-read-all").set("enable.auto.commit", "false");
+    config
+        .set("group.id", "weir-read-all")
+        .set("enable.auto.commit", "false");
     let consumer: BaseConsumer = config.create()?;
     let mut assignment = TopicPartitionList::new();
     let mut ends = HashMap::new();
@@ -237,7 +288,8 @@ pub fn read_all(kafka: &Kafka, bootstrap: &str, topics: &[&str]) -> anyhow::Resu
         let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
         for t in metadata.topics() {
             for p in t.partitions() {
-                let (low, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10))?;
+                let (low, high) =
+                    consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10))?;
                 if high > low {
                     assignment.add_partition_offset(topic, p.id(), Offset::Beginning)?;
                     ends.insert((topic.to_string(), p.id()), high);
@@ -245,14 +297,17 @@ pub fn read_all(kafka: &Kafka, bootstrap: &str, topics: &[&str]) -> anyhow::Resu
             }
         }
     }
-    let mut out: BTreeMap<String, Vec<Message>> = topics.iter().map(|t| (t.to_string(), Vec::new())).collect();
+    let mut out: BTreeMap<String, Vec<Message>> =
+        topics.iter().map(|t| (t.to_string(), Vec::new())).collect();
     if ends.is_empty() {
         return Ok(out);
     }
     consumer.assign(&assignment)?;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !ends.is_empty() && std::time::Instant::now() < deadline {
-        let Some(msg) = consumer.poll(Duration::from_millis(200)) else { continue };
+        let Some(msg) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
         let msg = msg?;
         let key = (msg.topic().to_string(), msg.partition());
         if ends.get(&key).is_some_and(|&high| msg.offset() + 1 >= high) {
@@ -261,7 +316,10 @@ pub fn read_all(kafka: &Kafka, bootstrap: &str, topics: &[&str]) -> anyhow::Resu
         out.entry(key.0).or_default().push(to_message(&msg));
     }
     if !ends.is_empty() {
-        anyhow::bail!("timed out reading back {:?}", ends.keys().collect::<Vec<_>>());
+        anyhow::bail!(
+            "timed out reading back {:?}",
+            ends.keys().collect::<Vec<_>>()
+        );
     }
     Ok(out)
 }

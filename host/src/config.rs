@@ -213,7 +213,12 @@ impl Cx<'_> {
         self.text[..end].matches('\n').count() + 1
     }
 
-    fn err(&self, span: &Range<usize>, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    fn err(
+        &self,
+        span: &Range<usize>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
         ConfigError {
             file: self.path.to_path_buf(),
             line: Some(self.line_of(span)),
@@ -224,14 +229,18 @@ impl Cx<'_> {
 
     fn base_dir(&self) -> PathBuf {
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
         std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
     }
 
     /// A non-empty string with `${VAR}` and `${VAR:-default}` expanded.
     fn string(&self, value: &Spanned<String>, key: &str) -> Result<String, ConfigError> {
-        let expanded = expand(value.get_ref(), self.env)
-            .map_err(|m| self.err(&value.span(), key, m))?;
+        let expanded =
+            expand(value.get_ref(), self.env).map_err(|m| self.err(&value.span(), key, m))?;
         if expanded.trim().is_empty() {
             return Err(self.err(&value.span(), key, "must not be empty"));
         }
@@ -249,7 +258,10 @@ impl Cx<'_> {
                 return Err(self.err(
                     &value.span(),
                     key,
-                    format!("expected a string, number or boolean, found {}", other.type_str()),
+                    format!(
+                        "expected a string, number or boolean, found {}",
+                        other.type_str()
+                    ),
                 ));
             }
         };
@@ -286,7 +298,10 @@ impl Cx<'_> {
         }
         Ok(Config {
             path: self.path.to_path_buf(),
-            kafka: Kafka { brokers, properties },
+            kafka: Kafka {
+                brokers,
+                properties,
+            },
             pipelines,
         })
     }
@@ -306,8 +321,17 @@ impl Cx<'_> {
             routes.push(self.string(r, &key(&format!("routes[{j}]")))?);
         }
         for (topic, field, span) in std::iter::once((&output, "output", p.output.span()))
-            .chain(std::iter::once((&dead_letter, "dead_letter", p.dead_letter.span())))
-            .chain(routes.iter().zip(&p.routes).map(|(t, r)| (t, "routes", r.span())))
+            .chain(std::iter::once((
+                &dead_letter,
+                "dead_letter",
+                p.dead_letter.span(),
+            )))
+            .chain(
+                routes
+                    .iter()
+                    .zip(&p.routes)
+                    .map(|(t, r)| (t, "routes", r.span())),
+            )
         {
             if *topic == input {
                 return Err(self.err(
@@ -325,7 +349,9 @@ impl Cx<'_> {
             ));
         }
 
-        let plugin = self.base_dir().join(self.string(&p.plugin, &key("plugin"))?);
+        let plugin = self
+            .base_dir()
+            .join(self.string(&p.plugin, &key("plugin"))?);
         if !plugin.is_file() {
             return Err(self.err(
                 &p.plugin.span(),
@@ -341,7 +367,11 @@ impl Cx<'_> {
                 Some(file) => {
                     let file = self.base_dir().join(file);
                     std::fs::read_to_string(&file).map_err(|e| {
-                        self.err(&value.span(), &k, format!("cannot read {}: {e}", file.display()))
+                        self.err(
+                            &value.span(),
+                            &k,
+                            format!("cannot read {}: {e}", file.display()),
+                        )
                     })?
                 }
                 None => text,
@@ -357,7 +387,8 @@ impl Cx<'_> {
             limits.init_timeout = self.duration(t, &key("limits.init_timeout"))?;
         }
         if let Some(m) = &p.limits.memory {
-            limits.memory = parse_size(m.get_ref()).map_err(|e| self.err(&m.span(), key("limits.memory"), e))?;
+            limits.memory = parse_size(m.get_ref())
+                .map_err(|e| self.err(&m.span(), key("limits.memory"), e))?;
         }
         let max_in_flight = match &p.max_in_flight {
             Some(n) if *n.get_ref() == 0 => {
@@ -430,7 +461,9 @@ pub fn expand(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String
 /// "250ms", "2s", "1m", "1.5s".
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
     let n: f64 = number
         .parse()
@@ -464,7 +497,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "KB" | "kB" => 1_000,
         "MB" => 1_000_000,
         "GB" => 1_000_000_000,
-        _ => return Err(format!("{text:?} has no known unit (B, KiB, MiB, GiB, KB, MB, GB)")),
+        _ => {
+            return Err(format!(
+                "{text:?} has no known unit (B, KiB, MiB, GiB, KB, MB, GB)"
+            ));
+        }
     };
     n.checked_mul(scale)
         .filter(|&b| b > 0)

@@ -30,7 +30,10 @@ impl Record {
     /// The plugin's view of this record, as if consumed at `offset`.
     pub fn to_message(&self, default_topic: &str, offset: i64) -> Message {
         Message {
-            topic: self.topic.clone().unwrap_or_else(|| default_topic.to_string()),
+            topic: self
+                .topic
+                .clone()
+                .unwrap_or_else(|| default_topic.to_string()),
             partition: self.partition.unwrap_or(0),
             offset,
             timestamp: self.timestamp,
@@ -39,7 +42,10 @@ impl Record {
             headers: self
                 .headers
                 .iter()
-                .map(|(key, value)| Header { key: key.clone(), value: value.clone() })
+                .map(|(key, value)| Header {
+                    key: key.clone(),
+                    value: value.clone(),
+                })
                 .collect(),
         }
     }
@@ -60,11 +66,17 @@ pub fn parse_line(line: &str) -> Result<Record, String> {
         }
     }
     if let Some(p) = obj.remove("partition").filter(|p| !p.is_null()) {
-        let p = p.as_i64().and_then(|p| i32::try_from(p).ok()).filter(|p| *p >= 0);
+        let p = p
+            .as_i64()
+            .and_then(|p| i32::try_from(p).ok())
+            .filter(|p| *p >= 0);
         record.partition = Some(p.ok_or("`partition` must be a non-negative integer")?);
     }
     if let Some(t) = obj.remove("timestamp").filter(|t| !t.is_null()) {
-        record.timestamp = Some(t.as_i64().ok_or("`timestamp` must be milliseconds since the epoch")?);
+        record.timestamp = Some(
+            t.as_i64()
+                .ok_or("`timestamp` must be milliseconds since the epoch")?,
+        );
     }
     if let Some(k) = obj.remove("key") {
         record.key = decode_bytes(&k).map_err(|e| format!("`key`: {e}"))?;
@@ -90,14 +102,20 @@ fn decode_headers(h: &Value) -> Result<Vec<(String, Option<Vec<u8>>)>, String> {
         Value::Null => Ok(Vec::new()),
         Value::Object(map) => map
             .iter()
-            .map(|(k, v)| Ok((k.clone(), decode_bytes(v).map_err(|e| format!("header `{k}`: {e}"))?)))
+            .map(|(k, v)| {
+                Ok((
+                    k.clone(),
+                    decode_bytes(v).map_err(|e| format!("header `{k}`: {e}"))?,
+                ))
+            })
             .collect(),
         Value::Array(pairs) => pairs
             .iter()
             .map(|pair| match pair.as_array().map(Vec::as_slice) {
-                Some([Value::String(k), v]) => {
-                    Ok((k.clone(), decode_bytes(v).map_err(|e| format!("header `{k}`: {e}"))?))
-                }
+                Some([Value::String(k), v]) => Ok((
+                    k.clone(),
+                    decode_bytes(v).map_err(|e| format!("header `{k}`: {e}"))?,
+                )),
                 _ => Err("`headers` as a list must hold [name, value] pairs".to_string()),
             })
             .collect(),
@@ -114,7 +132,10 @@ pub fn decode_bytes(v: &Value) -> Result<Option<Vec<u8>>, String> {
             let Some(Value::String(b64)) = map.get("$base64").filter(|_| map.len() == 1) else {
                 return Err("{\"$base64\": …} takes one base64 string and nothing else".into());
             };
-            BASE64.decode(b64).map(Some).map_err(|e| format!("bad base64: {e}"))
+            BASE64
+                .decode(b64)
+                .map(Some)
+                .map_err(|e| format!("bad base64: {e}"))
         }
         other => Ok(Some(other.to_string().into_bytes())),
     }
@@ -143,12 +164,19 @@ pub fn encode_headers<'a>(headers: impl IntoIterator<Item = (&'a str, Option<&'a
 /// A transformer output in its JSON form.
 pub fn encode_output(o: &Output) -> Value {
     let mut m = Map::new();
-    m.insert("topic".into(), o.topic.clone().map_or(Value::Null, Value::String));
+    m.insert(
+        "topic".into(),
+        o.topic.clone().map_or(Value::Null, Value::String),
+    );
     m.insert("key".into(), encode_bytes(o.key.as_deref()));
     m.insert("value".into(), encode_bytes(o.value.as_deref()));
     m.insert(
         "headers".into(),
-        encode_headers(o.headers.iter().map(|h| (h.key.as_str(), h.value.as_deref()))),
+        encode_headers(
+            o.headers
+                .iter()
+                .map(|h| (h.key.as_str(), h.value.as_deref())),
+        ),
     );
     Value::Object(m)
 }
@@ -164,7 +192,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.key, None);
-        assert_eq!(r.value.as_deref(), Some(r#"{"id":1,"text":"é"}"#.as_bytes()));
+        assert_eq!(
+            r.value.as_deref(),
+            Some(r#"{"id":1,"text":"é"}"#.as_bytes())
+        );
         assert_eq!(r.headers[1], ("b".to_string(), None));
         assert_eq!(r.headers[2].1.as_deref(), Some([0u8, 255].as_slice()));
         let pairs = parse_line(r#"{"value":"plain","headers":[["h","1"],["h","2"]]}"#).unwrap();
@@ -185,8 +216,20 @@ mod tests {
         assert!(parse_line("nope").unwrap_err().contains("not JSON"));
         assert!(parse_line("[1]").unwrap_err().contains("JSON object"));
         assert!(parse_line(r#"{"valeu":1}"#).unwrap_err().contains("valeu"));
-        assert!(parse_line(r#"{"value":{"$base64":"!!"}}"#).unwrap_err().contains("base64"));
-        assert!(parse_line(r#"{"headers":[["a"]]}"#).unwrap_err().contains("pairs"));
-        assert!(parse_line(r#"{"partition":-1}"#).unwrap_err().contains("partition"));
+        assert!(
+            parse_line(r#"{"value":{"$base64":"!!"}}"#)
+                .unwrap_err()
+                .contains("base64")
+        );
+        assert!(
+            parse_line(r#"{"headers":[["a"]]}"#)
+                .unwrap_err()
+                .contains("pairs")
+        );
+        assert!(
+            parse_line(r#"{"partition":-1}"#)
+                .unwrap_err()
+                .contains("partition")
+        );
     }
 }

@@ -50,12 +50,19 @@ struct Record {
 }
 
 impl Record {
-    fn send(&self, producer: &FutureProducer) -> Result<DeliveryFuture, rdkafka::error::KafkaError> {
+    fn send(
+        &self,
+        producer: &FutureProducer,
+    ) -> Result<DeliveryFuture, rdkafka::error::KafkaError> {
         let mut headers = OwnedHeaders::new_with_capacity(self.headers.len());
         for (key, value) in &self.headers {
-            headers = headers.insert(KafkaHeader { key, value: value.as_deref() });
+            headers = headers.insert(KafkaHeader {
+                key,
+                value: value.as_deref(),
+            });
         }
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.topic).headers(headers);
+        let mut record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(&self.topic).headers(headers);
         if let Some(k) = &self.key {
             record = record.key(k.as_slice());
         }
@@ -150,7 +157,8 @@ pub async fn run(
     let plugin = Arc::clone(instance.plugin());
 
     let base = base_config(&kafka, &bootstrap);
-    let consumer_proxy = ConsumerProxy::new(base.clone(), &spec.group, vec![spec.input.clone()], &name);
+    let consumer_proxy =
+        ConsumerProxy::new(base.clone(), &spec.group, vec![spec.input.clone()], &name);
     let producer_proxy = ProducerProxy::new(base);
     let consumer = consumer_proxy
         .connect()
@@ -232,7 +240,12 @@ pub async fn run(
 }
 
 /// Calls the plugin on one message and turns the outcome into records.
-fn process(spec: &Pipeline, instance: &mut Instance, msg: &BorrowedMessage<'_>, stats: &mut Stats) -> InFlight {
+fn process(
+    spec: &Pipeline,
+    instance: &mut Instance,
+    msg: &BorrowedMessage<'_>,
+    stats: &mut Stats,
+) -> InFlight {
     let message = to_message(msg);
     let span = tracing::debug_span!(
         "message",
@@ -247,7 +260,12 @@ fn process(spec: &Pipeline, instance: &mut Instance, msg: &BorrowedMessage<'_>, 
         let plugin = instance.plugin().name.clone();
         outcome_records(spec, &plugin, message.clone(), outcome, stats)
     });
-    InFlight { partition: message.partition, offset: message.offset, records, deliveries: Vec::new() }
+    InFlight {
+        partition: message.partition,
+        offset: message.offset,
+        records,
+        deliveries: Vec::new(),
+    }
 }
 
 fn outcome_records(
@@ -269,7 +287,11 @@ fn outcome_records(
                 topic: spec.output.clone(),
                 key: message.key.clone(),
                 value: message.value.clone(),
-                headers: message.headers.iter().map(|h| (h.key.clone(), h.value.clone())).collect(),
+                headers: message
+                    .headers
+                    .iter()
+                    .map(|h| (h.key.clone(), h.value.clone()))
+                    .collect(),
                 timestamp: message.timestamp,
             }]
         }
@@ -308,8 +330,11 @@ fn outcome_records(
 
 /// The original record plus headers saying what happened to it and where it came from.
 fn dead_letter(spec: &Pipeline, plugin: &str, m: &Message, kind: &str, reason: &str) -> Record {
-    let mut headers: Vec<(String, Option<Vec<u8>>)> =
-        m.headers.iter().map(|h| (h.key.clone(), h.value.clone())).collect();
+    let mut headers: Vec<(String, Option<Vec<u8>>)> = m
+        .headers
+        .iter()
+        .map(|h| (h.key.clone(), h.value.clone()))
+        .collect();
     for (k, v) in [
         ("weir.error.kind", kind.to_string()),
         ("weir.error.reason", reason.to_string()),
@@ -343,7 +368,10 @@ pub fn to_message(msg: &BorrowedMessage<'_>) -> Message {
             .headers()
             .map(|hs| {
                 hs.iter()
-                    .map(|h| Header { key: h.key.to_string(), value: h.value.map(<[u8]>::to_vec) })
+                    .map(|h| Header {
+                        key: h.key.to_string(),
+                        value: h.value.map(<[u8]>::to_vec),
+                    })
                     .collect()
             })
             .unwrap_or_default(),
@@ -362,7 +390,11 @@ pub async fn run_all(
 ) -> anyhow::Result<BTreeMap<String, Stats>> {
     let mut ready = Vec::new();
     for (spec, plugin) in pipelines {
-        let tags = LogTags { pipeline: spec.name.clone(), plugin: plugin.name.clone(), capture: None };
+        let tags = LogTags {
+            pipeline: spec.name.clone(),
+            plugin: plugin.name.clone(),
+            capture: None,
+        };
         let instance = plugin
             .instantiate(&spec.plugin_config, &spec.limits, tags)
             .with_context(|| format!("pipeline {:?}", spec.name))?;
@@ -373,7 +405,14 @@ pub async fn run_all(
         let name = spec.name.clone();
         let stop = stop_at.remove(&name);
         let span = tracing::info_span!("pipeline", pipeline = %name);
-        let run = run(spec, kafka.clone(), bootstrap.to_string(), instance, shutdown.subscribe(), stop);
+        let run = run(
+            spec,
+            kafka.clone(),
+            bootstrap.to_string(),
+            instance,
+            shutdown.subscribe(),
+            stop,
+        );
         tasks.spawn(async move { (name, run.await) }.instrument(span));
     }
     let mut all = BTreeMap::new();

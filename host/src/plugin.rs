@@ -68,7 +68,10 @@ impl fmt::Display for World {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("{path}: cannot read the plugin: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: not a WebAssembly component: {message}")]
     Compile { path: PathBuf, message: String },
     #[error(
@@ -126,7 +129,9 @@ impl AbortKind {
 
 /// A memory grow the limiter refused.
 #[derive(Debug, thiserror::Error)]
-#[error("memory limit: the plugin asked to grow its memory from {current} to {requested} bytes; the limit is {max}")]
+#[error(
+    "memory limit: the plugin asked to grow its memory from {current} to {requested} bytes; the limit is {max}"
+)]
 pub struct MemoryLimitExceeded {
     pub current: usize,
     pub requested: usize,
@@ -164,7 +169,10 @@ impl LogTags {
         }
         if let Some(capture) = &self.capture {
             if let Ok(mut lines) = capture.lock() {
-                lines.push(GuestLine { source, line: line.to_string() });
+                lines.push(GuestLine {
+                    source,
+                    line: line.to_string(),
+                });
             }
         }
     }
@@ -203,13 +211,18 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         bindings::weir::plugin::log::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
-        Ok(Runtime { engine, linker: Arc::new(linker) })
+        Ok(Runtime {
+            engine,
+            linker: Arc::new(linker),
+        })
     }
 
     /// Compiles the component at `path` and checks which world it implements.
     pub fn load(&self, path: &Path) -> Result<Arc<Plugin>, LoadError> {
-        let bytes = std::fs::read(path)
-            .map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         self.load_bytes(path, &bytes)
     }
 
@@ -222,16 +235,22 @@ impl Runtime {
         })?;
         let compiled_in = started.elapsed();
         let exports = describe_exports(&component, &self.engine);
-        let pre = self.linker.instantiate_pre(&component).map_err(|e| LoadError::Link {
-            path: path.to_path_buf(),
-            message: format!("{e:#}"),
-        })?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Link {
+                path: path.to_path_buf(),
+                message: format!("{e:#}"),
+            })?;
         let exports_of = if let Ok(indices) = validator::GuestIndices::new(&pre) {
             Exports::Validator(indices)
         } else if let Ok(indices) = transformer::GuestIndices::new(&pre) {
             Exports::Transformer(indices)
         } else {
-            return Err(LoadError::WrongWorld { path: path.to_path_buf(), exports });
+            return Err(LoadError::WrongWorld {
+                path: path.to_path_buf(),
+                exports,
+            });
         };
         Ok(Arc::new(Plugin {
             path: path.to_path_buf(),
@@ -251,11 +270,17 @@ impl Runtime {
 /// so a restart does not compile again: `$WEIR_CACHE_DIR`, else
 /// `$XDG_CACHE_HOME/weir/compiled`, else `~/.cache/weir/compiled`.
 fn compile_cache() -> anyhow::Result<Cache> {
-    let dir = match (std::env::var_os("WEIR_CACHE_DIR"), std::env::var_os("XDG_CACHE_HOME"), std::env::var_os("HOME")) {
+    let dir = match (
+        std::env::var_os("WEIR_CACHE_DIR"),
+        std::env::var_os("XDG_CACHE_HOME"),
+        std::env::var_os("HOME"),
+    ) {
         (Some(d), _, _) => PathBuf::from(d),
         (None, Some(x), _) => PathBuf::from(x).join("weir/compiled"),
         (None, None, Some(h)) => PathBuf::from(h).join(".cache/weir/compiled"),
-        (None, None, None) => anyhow::bail!("neither WEIR_CACHE_DIR, XDG_CACHE_HOME nor HOME is set"),
+        (None, None, None) => {
+            anyhow::bail!("neither WEIR_CACHE_DIR, XDG_CACHE_HOME nor HOME is set")
+        }
     };
     std::fs::create_dir_all(&dir)?;
     let mut config = CacheConfig::new();
@@ -269,7 +294,11 @@ fn describe_exports(component: &Component, engine: &Engine) -> String {
         .exports(engine)
         .map(|(name, _)| format!("`{name}`"))
         .collect();
-    if names.is_empty() { "nothing".into() } else { names.join(", ") }
+    if names.is_empty() {
+        "nothing".into()
+    } else {
+        names.join(", ")
+    }
 }
 
 #[derive(Clone)]
@@ -293,7 +322,10 @@ pub struct Plugin {
 
 impl fmt::Debug for Plugin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Plugin").field("path", &self.path).field("world", &self.world()).finish()
+        f.debug_struct("Plugin")
+            .field("path", &self.path)
+            .field("world", &self.world())
+            .finish()
     }
 }
 
@@ -327,11 +359,17 @@ impl Plugin {
 
     fn new_store(&self, limits: &Limits, tags: LogTags) -> Store<HostState> {
         let mut wasi = WasiCtxBuilder::new();
-        wasi.stdout(GuestOutput { tags: tags.clone(), source: "stdout" })
-            .stderr(GuestOutput { tags: tags.clone(), source: "stderr" })
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false);
+        wasi.stdout(GuestOutput {
+            tags: tags.clone(),
+            source: "stdout",
+        })
+        .stderr(GuestOutput {
+            tags: tags.clone(),
+            source: "stderr",
+        })
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
         let state = HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
@@ -362,7 +400,10 @@ pub struct Instance {
 
 impl fmt::Debug for Instance {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Instance").field("plugin", &self.plugin).field("replaced", &self.replaced).finish()
+        f.debug_struct("Instance")
+            .field("plugin", &self.plugin)
+            .field("replaced", &self.replaced)
+            .finish()
     }
 }
 
@@ -383,10 +424,17 @@ impl Instance {
             reason: format!("{e:#}"),
         };
         // Start functions run during instantiation: they fall under init's deadline.
-        self.store.set_epoch_deadline(ticks(self.limits.init_timeout));
-        let instance = self.plugin.pre.instantiate(&mut self.store).map_err(trapped)?;
+        self.store
+            .set_epoch_deadline(ticks(self.limits.init_timeout));
+        let instance = self
+            .plugin
+            .pre
+            .instantiate(&mut self.store)
+            .map_err(trapped)?;
         let guest = match &self.plugin.exports {
-            Exports::Validator(i) => Guest::Validator(i.load(&mut self.store, &instance).map_err(trapped)?),
+            Exports::Validator(i) => {
+                Guest::Validator(i.load(&mut self.store, &instance).map_err(trapped)?)
+            }
             Exports::Transformer(i) => {
                 Guest::Transformer(i.load(&mut self.store, &instance).map_err(trapped)?)
             }
@@ -400,7 +448,10 @@ impl Instance {
                 self.guest = Some(guest);
                 Ok(())
             }
-            Ok(Err(reason)) => Err(LoadError::InitRejected { plugin: self.plugin.name.clone(), reason }),
+            Ok(Err(reason)) => Err(LoadError::InitRejected {
+                plugin: self.plugin.name.clone(),
+                reason,
+            }),
             Err(e) => {
                 let abort = classify(&e, &self.limits);
                 Err(LoadError::InitTrapped {
@@ -464,7 +515,10 @@ fn ticks(d: Duration) -> u64 {
 
 fn classify(e: &wasmtime::Error, limits: &Limits) -> Abort {
     if let Some(m) = e.downcast_ref::<MemoryLimitExceeded>() {
-        return Abort { kind: AbortKind::Memory, reason: m.to_string() };
+        return Abort {
+            kind: AbortKind::Memory,
+            reason: m.to_string(),
+        };
     }
     if let Some(Trap::Interrupt) = e.downcast_ref::<Trap>() {
         return Abort {
@@ -472,7 +526,10 @@ fn classify(e: &wasmtime::Error, limits: &Limits) -> Abort {
             reason: format!("the call ran longer than its {:?} deadline", limits.timeout),
         };
     }
-    Abort { kind: AbortKind::Trap, reason: format!("{e:#}").replace('\n', " ") }
+    Abort {
+        kind: AbortKind::Trap,
+        reason: format!("{e:#}").replace('\n', " "),
+    }
 }
 
 struct HostState {
@@ -484,7 +541,10 @@ struct HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -504,14 +564,29 @@ impl bindings::weir::plugin::log::Host for HostState {
 impl bindings::weir::plugin::types::Host for HostState {}
 
 impl ResourceLimiter for HostState {
-    fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.memory_max {
-            return Err(MemoryLimitExceeded { current, requested: desired, max: self.memory_max }.into());
+            return Err(MemoryLimitExceeded {
+                current,
+                requested: desired,
+                max: self.memory_max,
+            }
+            .into());
         }
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 1 << 20)
     }
 }
@@ -530,7 +605,11 @@ impl IsTerminal for GuestOutput {
 
 impl StdoutStream for GuestOutput {
     fn p2_stream(&self) -> Box<dyn OutputStream> {
-        Box::new(LineWriter { tags: self.tags.clone(), source: self.source, pending: Vec::new() })
+        Box::new(LineWriter {
+            tags: self.tags.clone(),
+            source: self.source,
+            pending: Vec::new(),
+        })
     }
 
     fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {

@@ -36,7 +36,9 @@ impl ConsumerContext for LoggingContext {
 
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
         match result {
-            Ok(()) => tracing::debug!(pipeline = %self.owner, "committed {}", describe_tpl(offsets)),
+            Ok(()) => {
+                tracing::debug!(pipeline = %self.owner, "committed {}", describe_tpl(offsets))
+            }
             Err(e) => tracing::warn!(pipeline = %self.owner, "commit failed: {e}"),
         }
     }
@@ -87,7 +89,10 @@ impl ProducerProxy {
     /// `config` as from [`base_config`]; acks default to all.
     pub fn new(mut config: ClientConfig) -> Self {
         set_default(&mut config, "acks", "all");
-        ProducerProxy { config, producer: Mutex::new(None) }
+        ProducerProxy {
+            config,
+            producer: Mutex::new(None),
+        }
     }
 
     /// The producer, created on the first call and kept.
@@ -107,7 +112,11 @@ impl ProducerProxy {
 
     /// Flushes what is queued and drops the connection.
     pub fn disconnect(&self) -> KafkaResult<()> {
-        let taken = self.producer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let taken = self
+            .producer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         match taken {
             Some(p) => p.flush(FLUSH_TIMEOUT),
             None => Ok(()),
@@ -131,7 +140,12 @@ impl ConsumerProxy {
         config.set("enable.auto.offset.store", "false");
         set_default(&mut config, "enable.auto.commit", "true");
         set_default(&mut config, "auto.offset.reset", "earliest");
-        ConsumerProxy { config, topics, owner: owner.to_string(), consumer: Mutex::new(None) }
+        ConsumerProxy {
+            config,
+            topics,
+            owner: owner.to_string(),
+            consumer: Mutex::new(None),
+        }
     }
 
     /// The subscribed consumer, created on the first call and kept.
@@ -140,9 +154,9 @@ impl ConsumerProxy {
         if let Some(c) = slot.as_ref() {
             return Ok(Arc::clone(c));
         }
-        let consumer: WeirConsumer = self
-            .config
-            .create_with_context(LoggingContext { owner: self.owner.clone() })?;
+        let consumer: WeirConsumer = self.config.create_with_context(LoggingContext {
+            owner: self.owner.clone(),
+        })?;
         let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
         let consumer = Arc::new(consumer);
@@ -157,11 +171,17 @@ impl ConsumerProxy {
     /// Commits the stored offsets synchronously, leaves the group and drops
     /// the connection.
     pub fn disconnect(&self) -> KafkaResult<()> {
-        let taken = self.consumer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let taken = self
+            .consumer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         let Some(consumer) = taken else { return Ok(()) };
         let committed = match consumer.commit_consumer_state(CommitMode::Sync) {
             // Nothing stored since the last commit is not a failure.
-            Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => Ok(()),
+            Err(rdkafka::error::KafkaError::ConsumerCommit(
+                rdkafka::types::RDKafkaErrorCode::NoOffset,
+            )) => Ok(()),
             other => other,
         };
         consumer.unsubscribe();

@@ -5,5 +5,6 @@ mod cli;
 mod compose;
 mod fixtures;
 mod kafka;
+mod library;
 mod plugins;
 mod support;

@@ -61,7 +61,10 @@ fn every_fixture_is_covered_here() {
     ];
     for (name, _) in fixtures::ALL {
         let constant = name.to_uppercase().replace('-', "_");
-        assert!(covered.contains(&constant.as_str()), "fixture {name} has no test");
+        assert!(
+            covered.contains(&constant.as_str()),
+            "fixture {name} has no test"
+        );
     }
 }
 

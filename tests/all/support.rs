@@ -139,7 +139,13 @@ impl Tansu {
     /// Reads `count` records from the start of `topics` (fails if fewer
     /// arrive in `timeout`); with `idle`, reads again until nothing new came
     /// for that long, so records beyond `count` (duplicates) show up too.
-    pub fn consume(&self, topics: &[&str], count: usize, timeout: Duration, idle: Option<Duration>) -> Vec<Value> {
+    pub fn consume(
+        &self,
+        topics: &[&str],
+        count: usize,
+        timeout: Duration,
+        idle: Option<Duration>,
+    ) -> Vec<Value> {
         let first = self.read(topics, count, timeout, None);
         match idle {
             None => first,
@@ -147,7 +153,13 @@ impl Tansu {
         }
     }
 
-    fn read(&self, topics: &[&str], count: usize, timeout: Duration, idle: Option<Duration>) -> Vec<Value> {
+    fn read(
+        &self,
+        topics: &[&str],
+        count: usize,
+        timeout: Duration,
+        idle: Option<Duration>,
+    ) -> Vec<Value> {
         let c = count.to_string();
         let t = timeout.as_secs().max(1).to_string();
         let mut args = vec!["consume", "--bootstrap", &self.bootstrap, "--timeout", &t];
@@ -162,7 +174,10 @@ impl Tansu {
             }
             None => args.extend(["--count", &c]),
         }
-        client(&args, None).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect()
+        client(&args, None)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON line"))
+            .collect()
     }
 }
 
