@@ -14,4 +14,4 @@ export WEIR_TANSU WEIR_PYTHON
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$WEIR_CACHE/target}"
 export WEIR_GUEST_TARGET_DIR="${WEIR_GUEST_TARGET_DIR:-$WEIR_CACHE/guest-target}"
 bash plugins/build.sh
-cargo test --workspace --locked "$@"
+cargo test --workspace --locked --no-fail-fast "$@"

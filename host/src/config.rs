@@ -594,7 +594,7 @@ memory = "16MiB"
         assert!(e.message.contains("nope.wasm"));
         let e = parse(&GOOD.replace("order.json", "gone.json")).unwrap_err();
         assert_eq!(e.key, "pipeline[0].config.schema");
-        assert_eq!(e.line, Some(17));
+        assert_eq!(e.line, Some(16));
     }
 
     #[test]
