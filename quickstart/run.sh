@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 bash plugins/build.sh
-cargo build -p weir --bin weir
-exec target/debug/weir run --config quickstart/weir.toml --seed quickstart/messages.jsonl --drain
+exec cargo run --quiet -p weir --bin weir -- \
+    run --config quickstart/weir.toml --seed quickstart/messages.jsonl --drain
