@@ -33,6 +33,7 @@ const FIXTURES: &[&str] = &[
     "fan-out",
     "echo",
     "env-and-files",
+    "flaky",
 ];
 
 /// The crates of `plugins/rust`, by directory (= package) name.

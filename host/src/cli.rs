@@ -112,6 +112,15 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
+/// Meters fuel only when some pipeline limits it.
+fn runtime_for(config: &Config) -> anyhow::Result<Runtime> {
+    if config.pipelines.iter().any(|p| p.limits.fuel.is_some()) {
+        Runtime::with_fuel()
+    } else {
+        Runtime::new()
+    }
+}
+
 fn load_plugins(runtime: &Runtime, config: &Config) -> anyhow::Result<Vec<Arc<Plugin>>> {
     let mut cache: HashMap<PathBuf, Arc<Plugin>> = HashMap::new();
     let mut plugins = Vec::new();
@@ -141,7 +150,7 @@ fn load_plugins(runtime: &Runtime, config: &Config) -> anyhow::Result<Vec<Arc<Pl
 impl Run {
     fn execute(self) -> anyhow::Result<ExitCode> {
         let config = Config::load(&self.config)?;
-        let runtime = Runtime::new()?;
+        let runtime = runtime_for(&config)?;
         let plugins = load_plugins(&runtime, &config)?;
         let tokio = tokio::runtime::Runtime::new()?;
         tokio.block_on(self.run(config, plugins))
@@ -286,7 +295,7 @@ fn read_jsonl(path: &Path) -> anyhow::Result<Vec<jsonl::Record>> {
 impl Check {
     fn execute(self) -> anyhow::Result<ExitCode> {
         let config = Config::load(&self.config)?;
-        let runtime = Runtime::new()?;
+        let runtime = runtime_for(&config)?;
         let plugins = load_plugins(&runtime, &config)?;
         let brokers = if config.kafka.is_embedded() {
             "embedded (in-process, keeps nothing)"

@@ -100,7 +100,7 @@ impl Producer {
     /// Validates `message`, then sends it and waits for the broker's
     /// acknowledgement; returns its partition and offset.
     pub async fn produce(&mut self, message: OutMessage) -> Result<(i32, i64), ProduceError> {
-        if let Some(validator) = &mut self.validator {
+        if let Some(mut validator) = self.validator.take() {
             let as_consumed = Message {
                 topic: self.topic.clone(),
                 partition: -1,
@@ -117,7 +117,19 @@ impl Producer {
                     })
                     .collect(),
             };
-            match validator.call(&as_consumed) {
+            // WASI's sync host calls block on tokio, which an async context
+            // forbids: call from a blocking thread (any runtime flavour).
+            let (validator, outcome) = tokio::task::spawn_blocking(move || {
+                let outcome = validator.call(&as_consumed);
+                (validator, outcome)
+            })
+            .await
+            .map_err(|e| ProduceError::Rejected {
+                kind: "trap",
+                reason: e.to_string(),
+            })?;
+            self.validator = Some(validator);
+            match outcome {
                 Outcome::Accepted | Outcome::Outputs(_) => {}
                 Outcome::Invalid(reason) => {
                     return Err(ProduceError::Rejected {

@@ -78,6 +78,8 @@ pub struct Pipeline {
     /// Handed to the plugin's `init`, `@file` values already read.
     pub plugin_config: Vec<(String, String)>,
     pub limits: Limits,
+    pub on_failure: OnFailure,
+    pub breaker: Breaker,
     /// How many messages may wait for their acknowledgements at once.
     pub max_in_flight: usize,
 }
@@ -100,6 +102,12 @@ pub struct Limits {
     pub init_timeout: Duration,
     /// Linear memory a plugin instance may grow to.
     pub memory: u64,
+    /// Wasm fuel one call may burn; none: no fuel metering.
+    pub fuel: Option<u64>,
+    /// How many outputs one `transform` call may return.
+    pub max_outputs: usize,
+    /// How many key, value and header bytes one call's outputs may hold.
+    pub max_output_bytes: u64,
 }
 
 impl Default for Limits {
@@ -108,6 +116,76 @@ impl Default for Limits {
             timeout: Duration::from_millis(100),
             init_timeout: Duration::from_secs(5),
             memory: 64 << 20,
+            fuel: None,
+            max_outputs: 1000,
+            max_output_bytes: 16 << 20,
+        }
+    }
+}
+
+/// What happens to a message the plugin could not process (`failed`, a
+/// trap or a limit); `invalid` is never retried.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnFailure {
+    /// Calls after the first, each after a backoff that doubles.
+    pub retries: u32,
+    /// The first backoff.
+    pub backoff: Duration,
+    /// The longest backoff.
+    pub max_backoff: Duration,
+    /// Once the retries are spent.
+    pub then: FailureAction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureAction {
+    /// To the dead-letter topic, with the error's kind.
+    DeadLetter,
+    /// Dropped: the offset is stored, nothing is produced.
+    Skip,
+    /// The pipeline stops (and weir exits non-zero) without storing the
+    /// message's offset: it is processed again on the next start.
+    Stop,
+}
+
+impl Default for OnFailure {
+    fn default() -> Self {
+        OnFailure {
+            retries: 2,
+            backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(10),
+            then: FailureAction::DeadLetter,
+        }
+    }
+}
+
+/// Stops dead-lettering a whole topic when a dependency is down: when more
+/// than `failures` of the last `window` messages failed, the pipeline
+/// pauses (or stops) instead of applying `then` to the next failure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Breaker {
+    pub window: usize,
+    pub failures: usize,
+    /// The first pause; it doubles while failures go on, up to `max_pause`.
+    pub pause: Duration,
+    pub max_pause: Duration,
+    pub action: BreakerAction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerAction {
+    Pause,
+    Stop,
+}
+
+impl Default for Breaker {
+    fn default() -> Self {
+        Breaker {
+            window: 50,
+            failures: 25,
+            pause: Duration::from_secs(1),
+            max_pause: Duration::from_secs(60),
+            action: BreakerAction::Pause,
         }
     }
 }
@@ -155,6 +233,10 @@ struct RawPipeline {
     config: BTreeMap<String, Spanned<toml::Value>>,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    on_failure: RawOnFailure,
+    #[serde(default)]
+    breaker: RawBreaker,
     /// How many messages may wait for their acknowledgements at once.
     max_in_flight: Option<Spanned<usize>>,
 }
@@ -167,6 +249,33 @@ struct RawLimits {
     init_timeout: Option<Spanned<String>>,
     /// e.g. "64MiB".
     memory: Option<Spanned<String>>,
+    /// Wasm fuel per call; absent: not metered.
+    fuel: Option<Spanned<u64>>,
+    max_outputs: Option<Spanned<usize>>,
+    /// e.g. "16MiB".
+    max_output_bytes: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawOnFailure {
+    retries: Option<u32>,
+    /// e.g. "100ms".
+    backoff: Option<Spanned<String>>,
+    max_backoff: Option<Spanned<String>>,
+    /// "dead-letter", "skip" or "stop".
+    then: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawBreaker {
+    window: Option<Spanned<usize>>,
+    failures: Option<Spanned<usize>>,
+    pause: Option<Spanned<String>>,
+    max_pause: Option<Spanned<String>>,
+    /// "pause" or "stop".
+    action: Option<Spanned<String>>,
 }
 
 impl Config {
@@ -390,6 +499,90 @@ impl Cx<'_> {
             limits.memory = parse_size(m.get_ref())
                 .map_err(|e| self.err(&m.span(), key("limits.memory"), e))?;
         }
+        if let Some(f) = &p.limits.fuel {
+            if *f.get_ref() == 0 {
+                return Err(self.err(&f.span(), key("limits.fuel"), "must be at least 1"));
+            }
+            limits.fuel = Some(*f.get_ref());
+        }
+        if let Some(n) = &p.limits.max_outputs {
+            limits.max_outputs = *n.get_ref();
+        }
+        if let Some(m) = &p.limits.max_output_bytes {
+            limits.max_output_bytes = parse_size(m.get_ref())
+                .map_err(|e| self.err(&m.span(), key("limits.max_output_bytes"), e))?;
+        }
+
+        let mut on_failure = OnFailure::default();
+        let f = &p.on_failure;
+        if let Some(r) = f.retries {
+            on_failure.retries = r;
+        }
+        if let Some(b) = &f.backoff {
+            on_failure.backoff = self.duration(b, &key("on_failure.backoff"))?;
+        }
+        if let Some(b) = &f.max_backoff {
+            on_failure.max_backoff = self.duration(b, &key("on_failure.max_backoff"))?;
+        }
+        if let Some(t) = &f.then {
+            on_failure.then = match t.get_ref().as_str() {
+                "dead-letter" => FailureAction::DeadLetter,
+                "skip" => FailureAction::Skip,
+                "stop" => FailureAction::Stop,
+                other => {
+                    return Err(self.err(
+                        &t.span(),
+                        key("on_failure.then"),
+                        format!("{other:?} is not one of \"dead-letter\", \"skip\", \"stop\""),
+                    ));
+                }
+            };
+        }
+
+        let mut breaker = Breaker::default();
+        let b = &p.breaker;
+        if let Some(w) = &b.window {
+            breaker.window = *w.get_ref();
+        }
+        if let Some(n) = &b.failures {
+            breaker.failures = *n.get_ref();
+        }
+        if breaker.window == 0 || breaker.failures >= breaker.window {
+            let span = b
+                .failures
+                .as_ref()
+                .or(b.window.as_ref())
+                .map(|s| s.span())
+                .unwrap_or(p.name.span());
+            return Err(self.err(
+                &span,
+                key("breaker.failures"),
+                format!(
+                    "must be less than breaker.window ({} of {} can never be exceeded)",
+                    breaker.failures, breaker.window
+                ),
+            ));
+        }
+        if let Some(d) = &b.pause {
+            breaker.pause = self.duration(d, &key("breaker.pause"))?;
+        }
+        if let Some(d) = &b.max_pause {
+            breaker.max_pause = self.duration(d, &key("breaker.max_pause"))?;
+        }
+        if let Some(a) = &b.action {
+            breaker.action = match a.get_ref().as_str() {
+                "pause" => BreakerAction::Pause,
+                "stop" => BreakerAction::Stop,
+                other => {
+                    return Err(self.err(
+                        &a.span(),
+                        key("breaker.action"),
+                        format!("{other:?} is not one of \"pause\", \"stop\""),
+                    ));
+                }
+            };
+        }
+
         let max_in_flight = match &p.max_in_flight {
             Some(n) if *n.get_ref() == 0 => {
                 return Err(self.err(&n.span(), key("max_in_flight"), "must be at least 1"));
@@ -408,6 +601,8 @@ impl Cx<'_> {
             plugin,
             plugin_config,
             limits,
+            on_failure,
+            breaker,
             max_in_flight,
         })
     }
@@ -602,6 +797,23 @@ memory = "16MiB"
         let second = &GOOD[GOOD.find("[[pipeline]]").unwrap()..];
         let e = parse(&format!("{GOOD}{second}")).unwrap_err();
         assert!(e.message.contains("already declared"), "{e}");
+    }
+
+    #[test]
+    fn policies_parse_and_bad_ones_are_named() {
+        let text = format!(
+            "{GOOD}[pipeline.on_failure]\nretries = 5\nbackoff = \"1s\"\nthen = \"skip\"\n\
+             [pipeline.breaker]\nwindow = 10\nfailures = 3\naction = \"stop\"\n"
+        );
+        let p = &parse(&text).unwrap().pipelines[0];
+        assert_eq!(p.on_failure.retries, 5);
+        assert_eq!(p.on_failure.then, FailureAction::Skip);
+        assert_eq!(p.breaker.action, BreakerAction::Stop);
+        let e = parse(&text.replace("\"skip\"", "\"ignore\"")).unwrap_err();
+        assert_eq!(e.key, "pipeline[0].on_failure.then");
+        assert!(e.message.contains("ignore"), "{e}");
+        let e = parse(&text.replace("failures = 3", "failures = 10")).unwrap_err();
+        assert_eq!(e.key, "pipeline[0].breaker.failures");
     }
 
     #[test]

@@ -22,7 +22,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use tokio::sync::watch;
 use tracing::Instrument as _;
 
-use crate::config::{Kafka, Pipeline};
+use crate::config::{Breaker, BreakerAction, FailureAction, Kafka, OnFailure, Pipeline};
 use crate::plugin::{Abort, Header, Instance, LogTags, Message, Outcome, Plugin};
 use crate::proxy::{ConsumerProxy, ProducerProxy, base_config};
 
@@ -35,6 +35,12 @@ pub struct Stats {
     pub consumed: u64,
     pub produced: u64,
     pub dropped: u64,
+    /// Messages the policy skipped after their retries.
+    pub skipped: u64,
+    /// Calls made again after a failure.
+    pub retries: u64,
+    /// Times the breaker paused the pipeline.
+    pub pauses: u64,
     /// Dead-lettered messages by `weir.error.kind`.
     pub dead_lettered: BTreeMap<String, u64>,
 }
@@ -180,6 +186,8 @@ pub async fn run(
     let drain = stop_at.is_some();
     let mut remaining = stop_at.unwrap_or_default();
     let mut stopping = *shutdown.borrow();
+    let mut policy = Policy::new(&spec);
+    let mut policy_stop = None;
 
     loop {
         if drain && remaining.is_empty() && window.is_empty() {
@@ -218,9 +226,29 @@ pub async fn run(
                     }
                 };
                 stats.consumed += 1;
-                let in_flight = process(&spec, &mut instance, &msg, &mut stats);
+                let message = to_message(&msg);
                 drop(msg);
-                let mut in_flight = in_flight;
+                let records = match policy.decide(&spec, &mut instance, &message, &mut shutdown, &mut stats).await {
+                    Decision::Handle(outcome) => {
+                        let plugin = instance.plugin().name.clone();
+                        outcome_records(&spec, &plugin, message.clone(), outcome, &mut stats)
+                    }
+                    Decision::Skip => {
+                        stats.skipped += 1;
+                        Vec::new()
+                    }
+                    Decision::Stop(reason) => {
+                        tracing::error!(pipeline = %name, "stopping the pipeline: {reason}");
+                        policy_stop = Some(reason);
+                        stopping = true;
+                        continue;
+                    }
+                    Decision::Interrupted => {
+                        stopping = true;
+                        continue;
+                    }
+                };
+                let mut in_flight = InFlight { partition: message.partition, offset: message.offset, records, deliveries: Vec::new() };
                 for record in &in_flight.records {
                     in_flight.deliveries.push(Delivery::Waiting(send_until_queued(record, &producer).await));
                 }
@@ -235,36 +263,168 @@ pub async fn run(
     let flushed = producer_proxy.disconnect();
     committed.with_context(|| format!("pipeline {name:?}: final commit failed"))?;
     flushed.with_context(|| format!("pipeline {name:?}: final flush failed"))?;
+    if let Some(reason) = policy_stop {
+        anyhow::bail!("pipeline {name:?} stopped: {reason}");
+    }
     tracing::info!(pipeline = %name, replacements = instance.replacements(), "pipeline stopped");
     Ok(stats)
 }
 
-/// Calls the plugin on one message and turns the outcome into records.
-fn process(
-    spec: &Pipeline,
-    instance: &mut Instance,
-    msg: &BorrowedMessage<'_>,
-    stats: &mut Stats,
-) -> InFlight {
-    let message = to_message(msg);
-    let span = tracing::debug_span!(
-        "message",
-        pipeline = %spec.name,
-        topic = %message.topic,
-        partition = message.partition,
-        offset = message.offset,
-        plugin = %instance.plugin().name,
-    );
-    let records = span.in_scope(|| {
-        let outcome = instance.call(&message);
-        let plugin = instance.plugin().name.clone();
-        outcome_records(spec, &plugin, message.clone(), outcome, stats)
-    });
-    InFlight {
-        partition: message.partition,
-        offset: message.offset,
-        records,
-        deliveries: Vec::new(),
+/// What to do with a message once the failure policy has had its say.
+enum Decision {
+    /// Produce or dead-letter what this outcome says.
+    Handle(Outcome),
+    /// Store the offset, produce nothing.
+    Skip,
+    /// Stop the pipeline without storing this message's offset.
+    Stop(String),
+    /// Shutdown came during a backoff or pause: leave the message unstored.
+    Interrupted,
+}
+
+/// The failure policy's state: retries with backoff per message, and the
+/// breaker's memory of the last messages.
+struct Policy {
+    on_failure: OnFailure,
+    breaker: Breaker,
+    /// true for a message that failed (after its retries).
+    recent: VecDeque<bool>,
+    /// Consecutive pauses, to double the next one.
+    trips: u32,
+}
+
+impl Policy {
+    fn new(spec: &Pipeline) -> Policy {
+        Policy {
+            on_failure: spec.on_failure.clone(),
+            breaker: spec.breaker.clone(),
+            recent: VecDeque::with_capacity(spec.breaker.window),
+            trips: 0,
+        }
+    }
+
+    fn record(&mut self, failed: bool) {
+        if self.recent.len() == self.breaker.window {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(failed);
+    }
+
+    fn is_open(&self) -> bool {
+        self.recent.iter().filter(|f| **f).count() > self.breaker.failures
+    }
+
+    /// Calls the plugin, retrying failures with backoff; applies the breaker,
+    /// then `on_failure.then` to a message that still fails.
+    async fn decide(
+        &mut self,
+        spec: &Pipeline,
+        instance: &mut Instance,
+        message: &Message,
+        shutdown: &mut watch::Receiver<bool>,
+        stats: &mut Stats,
+    ) -> Decision {
+        let span = tracing::debug_span!(
+            "message",
+            pipeline = %spec.name,
+            topic = %message.topic,
+            partition = message.partition,
+            offset = message.offset,
+            plugin = %instance.plugin().name,
+        );
+        let place = format!(
+            "{}[{}]@{}",
+            message.topic, message.partition, message.offset
+        );
+        loop {
+            let mut attempt = 0;
+            let outcome = loop {
+                // WASI's sync host calls (a guest's stdout) block on tokio: leave
+                // the async context for the call.
+                let outcome =
+                    tokio::task::block_in_place(|| span.in_scope(|| instance.call(message)));
+                let Some(reason) = failure(&outcome) else {
+                    break outcome;
+                };
+                if attempt >= self.on_failure.retries {
+                    break outcome;
+                }
+                attempt += 1;
+                stats.retries += 1;
+                let delay = doubled(
+                    self.on_failure.backoff,
+                    attempt - 1,
+                    self.on_failure.max_backoff,
+                );
+                tracing::warn!(pipeline = %spec.name, "{place}: {reason}; retry {attempt} of {} in {delay:?}", self.on_failure.retries);
+                if sleep_or_shutdown(delay, shutdown).await {
+                    return Decision::Interrupted;
+                }
+            };
+            let Some(reason) = failure(&outcome) else {
+                if self.trips > 0 {
+                    tracing::info!(pipeline = %spec.name, "breaker closed: {place} went through");
+                    self.recent.clear();
+                    self.trips = 0;
+                }
+                self.record(false);
+                return Decision::Handle(outcome);
+            };
+            self.record(true);
+            if self.is_open() {
+                let summary = format!(
+                    "breaker open: {} of the last {} messages failed (limit {}); the last, {place}: {reason}",
+                    self.recent.iter().filter(|f| **f).count(),
+                    self.recent.len(),
+                    self.breaker.failures
+                );
+                match self.breaker.action {
+                    BreakerAction::Stop => return Decision::Stop(summary),
+                    BreakerAction::Pause => {
+                        let pause = doubled(self.breaker.pause, self.trips, self.breaker.max_pause);
+                        self.trips += 1;
+                        stats.pauses += 1;
+                        tracing::error!(pipeline = %spec.name, "{summary}; pausing {pause:?}, then trying {place} again");
+                        if sleep_or_shutdown(pause, shutdown).await {
+                            return Decision::Interrupted;
+                        }
+                        continue;
+                    }
+                }
+            }
+            return match self.on_failure.then {
+                FailureAction::DeadLetter => Decision::Handle(outcome),
+                FailureAction::Skip => {
+                    tracing::warn!(pipeline = %spec.name, "{place}: {reason}; skipped by policy");
+                    Decision::Skip
+                }
+                FailureAction::Stop => Decision::Stop(format!("{place}: {reason}")),
+            };
+        }
+    }
+}
+
+/// The reason, when the outcome is one the failure policy handles.
+fn failure(outcome: &Outcome) -> Option<String> {
+    match outcome {
+        Outcome::Failed(reason) => Some(format!("failed: {reason}")),
+        Outcome::Aborted(a) => Some(format!("{}: {}", a.kind.as_str(), a.reason)),
+        _ => None,
+    }
+}
+
+/// `first` doubled `times` times, at most `max`.
+fn doubled(first: Duration, times: u32, max: Duration) -> Duration {
+    first
+        .saturating_mul(1u32.checked_shl(times).unwrap_or(u32::MAX))
+        .min(max)
+}
+
+/// Sleeps `d`; true if shutdown came first.
+async fn sleep_or_shutdown(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(d) => false,
+        _ = shutdown.wait_for(|stop| *stop) => true,
     }
 }
 

@@ -115,6 +115,8 @@ pub enum AbortKind {
     Trap,
     Timeout,
     Memory,
+    Fuel,
+    OutputLimit,
 }
 
 impl AbortKind {
@@ -123,6 +125,8 @@ impl AbortKind {
             AbortKind::Trap => "trap",
             AbortKind::Timeout => "timeout",
             AbortKind::Memory => "memory",
+            AbortKind::Fuel => "fuel",
+            AbortKind::OutputLimit => "output-limit",
         }
     }
 }
@@ -183,14 +187,28 @@ impl LogTags {
 pub struct Runtime {
     engine: Engine,
     linker: Arc<Linker<HostState>>,
+    fuel: bool,
 }
 
 impl Runtime {
     /// Builds the engine (component model, epoch interruption) and starts
     /// its ticker, which stops when the last clone of the engine is dropped.
     pub fn new() -> anyhow::Result<Runtime> {
+        Runtime::build(false)
+    }
+
+    /// As [`Runtime::new`], metering fuel: needed when any pipeline sets
+    /// `limits.fuel` (metering slows every call a little, so only then).
+    pub fn with_fuel() -> anyhow::Result<Runtime> {
+        Runtime::build(true)
+    }
+
+    fn build(fuel: bool) -> anyhow::Result<Runtime> {
         let mut config = EngineConfig::new();
-        config.wasm_component_model(true).epoch_interruption(true);
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .consume_fuel(fuel);
         match compile_cache() {
             Ok(cache) => {
                 config.cache(Some(cache));
@@ -214,6 +232,7 @@ impl Runtime {
         Ok(Runtime {
             engine,
             linker: Arc::new(linker),
+            fuel,
         })
     }
 
@@ -262,6 +281,7 @@ impl Runtime {
             compiled_in,
             pre,
             exports: exports_of,
+            fuel: self.fuel,
         }))
     }
 }
@@ -318,6 +338,8 @@ pub struct Plugin {
     pub compiled_in: Duration,
     pre: InstancePre<HostState>,
     exports: Exports,
+    /// Whether the engine meters fuel.
+    fuel: bool,
 }
 
 impl fmt::Debug for Plugin {
@@ -426,6 +448,9 @@ impl Instance {
         // Start functions run during instantiation: they fall under init's deadline.
         self.store
             .set_epoch_deadline(ticks(self.limits.init_timeout));
+        if self.plugin.fuel {
+            let _ = self.store.set_fuel(u64::MAX);
+        }
         let instance = self
             .plugin
             .pre
@@ -478,6 +503,7 @@ impl Instance {
             }
         }
         self.store.set_epoch_deadline(ticks(self.limits.timeout));
+        self.refuel(self.limits.fuel);
         let result = match self.guest.as_ref() {
             Some(Guest::Validator(g)) => g
                 .call_validate(&mut self.store, msg)
@@ -487,6 +513,10 @@ impl Instance {
                 .map(|r| r.map(Outcome::Outputs)),
             None => unreachable!("replaced above"),
         };
+        let result = result.and_then(|r| match r {
+            Ok(Outcome::Outputs(outputs)) => check_outputs(outputs, &self.limits).map(Ok),
+            other => Ok(other),
+        });
         match result {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(PluginReject::Invalid(reason))) => Outcome::Invalid(reason),
@@ -509,6 +539,53 @@ impl Instance {
     }
 }
 
+impl Instance {
+    /// Fuel for the next call: `limit`, or all there is when none is set.
+    fn refuel(&mut self, limit: Option<u64>) {
+        if self.plugin.fuel {
+            // Only fails when the engine does not meter fuel.
+            let _ = self.store.set_fuel(limit.unwrap_or(u64::MAX));
+        }
+    }
+}
+
+/// A transformer's outputs, or the limit they break as an error.
+fn check_outputs(outputs: Vec<Output>, limits: &Limits) -> wasmtime::Result<Outcome> {
+    if outputs.len() > limits.max_outputs {
+        return Err(OutputLimitExceeded(format!(
+            "the plugin returned {} outputs; the limit is {}",
+            outputs.len(),
+            limits.max_outputs
+        ))
+        .into());
+    }
+    let bytes: u64 = outputs
+        .iter()
+        .map(|o| {
+            let len = |b: &Option<Vec<u8>>| b.as_ref().map_or(0, Vec::len) as u64;
+            len(&o.key)
+                + len(&o.value)
+                + o.headers
+                    .iter()
+                    .map(|h| h.key.len() as u64 + len(&h.value))
+                    .sum::<u64>()
+        })
+        .sum();
+    if bytes > limits.max_output_bytes {
+        return Err(OutputLimitExceeded(format!(
+            "the plugin's outputs hold {bytes} bytes; the limit is {}",
+            limits.max_output_bytes
+        ))
+        .into());
+    }
+    Ok(Outcome::Outputs(outputs))
+}
+
+/// Outputs past `max_outputs` or `max_output_bytes`.
+#[derive(Debug, thiserror::Error)]
+#[error("output limit: {0}")]
+pub struct OutputLimitExceeded(String);
+
 fn ticks(d: Duration) -> u64 {
     (d.as_micros().div_ceil(EPOCH_TICK.as_micros()) as u64).max(1) + 1
 }
@@ -518,6 +595,21 @@ fn classify(e: &wasmtime::Error, limits: &Limits) -> Abort {
         return Abort {
             kind: AbortKind::Memory,
             reason: m.to_string(),
+        };
+    }
+    if let Some(o) = e.downcast_ref::<OutputLimitExceeded>() {
+        return Abort {
+            kind: AbortKind::OutputLimit,
+            reason: o.to_string(),
+        };
+    }
+    if let Some(Trap::OutOfFuel) = e.downcast_ref::<Trap>() {
+        return Abort {
+            kind: AbortKind::Fuel,
+            reason: format!(
+                "the call burned all of its {} fuel",
+                limits.fuel.unwrap_or(u64::MAX)
+            ),
         };
     }
     if let Some(Trap::Interrupt) = e.downcast_ref::<Trap>() {

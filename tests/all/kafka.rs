@@ -11,16 +11,18 @@ use crate::support::{Tansu, TempDir, WeirProcess, header, unique, value_json};
 
 const ORDER_SCHEMA: &str = r#"{"type":"object","properties":{"id":{"type":"integer"},"text":{"type":"string"}},"required":["id","text"]}"#;
 
-struct Topics {
-    input: String,
-    output: String,
-    dead: String,
-    routes: Vec<String>,
+pub struct Topics {
+    pub input: String,
+    pub output: String,
+    pub dead: String,
+    pub routes: Vec<String>,
+    pub group: String,
 }
 
 impl Topics {
     fn new(routes: usize) -> Topics {
         Topics {
+            group: unique("group"),
             input: unique("in"),
             output: unique("out"),
             dead: unique("dlq"),
@@ -35,38 +37,35 @@ impl Topics {
     }
 }
 
-/// A config with one pipeline; `plugin_config` lines go under [pipeline.config].
+/// A config with one pipeline; `plugin_config` lines go under
+/// [pipeline.config], `extra` (more [pipeline.*] tables) after it.
 fn write_config(
     dir: &TempDir,
     tansu: &Tansu,
     t: &Topics,
     plugin: &str,
     plugin_config: &[(&str, &str)],
+    extra: &str,
 ) -> std::path::PathBuf {
     let mut text = format!(
         "[kafka]\nbrokers = \"{}\"\n[kafka.properties]\n\"client.id\" = \"weir-e2e\"\n\"session.timeout.ms\" = 6000\n\n\
          [[pipeline]]\nname = \"e2e\"\ninput = \"{}\"\ngroup = \"{}\"\noutput = \"{}\"\ndead_letter = \"{}\"\n\
          routes = {:?}\nplugin = \"{}\"\n[pipeline.config]\n",
-        tansu.bootstrap,
-        t.input,
-        unique("group"),
-        t.output,
-        t.dead,
-        t.routes,
-        plugin,
+        tansu.bootstrap, t.input, t.group, t.output, t.dead, t.routes, plugin,
     );
     for (k, v) in plugin_config {
         text.push_str(&format!("{k:?} = {v:?}\n"));
     }
+    text.push_str(extra);
     dir.write("weir.toml", &text)
 }
 
 /// A broker with fresh topics and a config for `plugin` on them.
-struct Setup {
-    tansu: Tansu,
-    t: Topics,
-    config: std::path::PathBuf,
-    _dir: TempDir,
+pub struct Setup {
+    pub tansu: Tansu,
+    pub t: Topics,
+    pub config: std::path::PathBuf,
+    pub _dir: TempDir,
 }
 
 fn setup(
@@ -74,6 +73,17 @@ fn setup(
     routes: usize,
     plugin: &str,
     plugin_config: &dyn Fn(&Topics) -> Vec<(String, String)>,
+) -> Setup {
+    setup_with(partitions, routes, plugin, plugin_config, "")
+}
+
+/// As `setup`, with more of the pipeline's tables (`[pipeline.limits]` …).
+pub fn setup_with(
+    partitions: u32,
+    routes: usize,
+    plugin: &str,
+    plugin_config: &dyn Fn(&Topics) -> Vec<(String, String)>,
+    extra: &str,
 ) -> Setup {
     let tansu = Tansu::start();
     let t = Topics::new(routes);
@@ -84,7 +94,7 @@ fn setup(
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let config = write_config(&dir, &tansu, &t, plugin, &pairs);
+    let config = write_config(&dir, &tansu, &t, plugin, &pairs, extra);
     Setup {
         tansu,
         t,

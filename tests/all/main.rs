@@ -7,4 +7,5 @@ mod fixtures;
 mod kafka;
 mod library;
 mod plugins;
+mod policy;
 mod support;

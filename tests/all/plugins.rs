@@ -56,6 +56,7 @@ fn every_fixture_is_covered_here() {
         "FAN_OUT",
         "ECHO",
         "ENV_AND_FILES",
+        "FLAKY",
         "JSON_SCHEMA",
         "ROUTER",
     ];
@@ -286,4 +287,18 @@ fn the_router_drops_splits_and_routes() {
         call(&mut r, r#"{"value":"[1]"}"#),
         Outcome::Invalid(_)
     ));
+}
+
+#[test]
+fn a_flaky_plugin_fails_twice_then_accepts() {
+    let mut v = instance(fixtures::FLAKY, &[]);
+    assert!(matches!(
+        call(&mut v, r#"{"value":"x"}"#),
+        Outcome::Failed(_)
+    ));
+    assert!(matches!(
+        call(&mut v, r#"{"value":"x"}"#),
+        Outcome::Failed(_)
+    ));
+    assert_eq!(call(&mut v, r#"{"value":"x"}"#), Outcome::Accepted);
 }

@@ -153,6 +153,23 @@ impl Tansu {
         }
     }
 
+    /// The group's committed offset per partition (`null` for none).
+    pub fn committed(&self, group: &str, topic: &str) -> Value {
+        let out = client(
+            &[
+                "committed",
+                "--bootstrap",
+                &self.bootstrap,
+                "--group",
+                group,
+                "--topic",
+                topic,
+            ],
+            None,
+        );
+        serde_json::from_str(out.trim()).expect("committed prints a JSON object")
+    }
+
     fn read(
         &self,
         topics: &[&str],
