@@ -196,13 +196,24 @@ impl Run {
 
         let (tx, _) = tokio::sync::watch::channel(false);
         let signals = tx.clone();
+        let grace = config.shutdown_timeout;
         tokio::spawn(async move {
             wait_for_signal().await;
             tracing::info!("signal received: stopping (a second signal exits at once)");
             signals.send_replace(true);
-            wait_for_signal().await;
-            tracing::warn!("second signal: exiting without committing what is in flight");
-            std::process::exit(130);
+            tokio::select! {
+                () = wait_for_signal() => {
+                    tracing::warn!("second signal: exiting without committing what is in flight");
+                    std::process::exit(130);
+                }
+                () = tokio::time::sleep(grace) => {
+                    tracing::error!(
+                        "in-flight messages not acknowledged within shutdown_timeout ({grace:?}): \
+                         exiting without committing them; they are processed again on the next start"
+                    );
+                    std::process::exit(75);
+                }
+            }
         });
 
         let pipelines = config.pipelines.iter().cloned().zip(plugins).collect();
@@ -298,11 +309,14 @@ impl Check {
         let runtime = runtime_for(&config)?;
         let plugins = load_plugins(&runtime, &config)?;
         let brokers = if config.kafka.is_embedded() {
-            "embedded (in-process, keeps nothing)"
+            "embedded (in-process, keeps nothing)".to_string()
         } else {
-            "configured"
+            config.kafka.brokers.clone()
         };
         println!("{}: kafka {brokers}", config.path.display());
+        for (k, v) in config.kafka.shown_properties() {
+            println!("  {k} = {v}");
+        }
         for (p, plugin) in config.pipelines.iter().zip(plugins) {
             let tags = LogTags {
                 pipeline: p.name.clone(),

@@ -46,12 +46,14 @@ impl fmt::Display for ConfigError {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub path: PathBuf,
+    /// How long a graceful stop may wait for in-flight messages.
+    pub shutdown_timeout: Duration,
     pub kafka: Kafka,
     pub pipelines: Vec<Pipeline>,
 }
 
-/// Where Kafka is and how to talk to it.
-#[derive(Debug, Clone)]
+/// Where Kafka is and how to talk to it. Its `Debug` hides secrets.
+#[derive(Clone)]
 pub struct Kafka {
     /// `host:port,…`, or [`EMBEDDED`].
     pub brokers: String,
@@ -63,6 +65,48 @@ impl Kafka {
     pub fn is_embedded(&self) -> bool {
         self.brokers == EMBEDDED
     }
+
+    /// The properties as they may be shown: secrets replaced by `<redacted>`.
+    pub fn shown_properties(&self) -> BTreeMap<&str, &str> {
+        self.properties
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str(),
+                    if is_secret(k) {
+                        "<redacted>"
+                    } else {
+                        v.as_str()
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
+impl fmt::Debug for Kafka {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Kafka")
+            .field("brokers", &self.brokers)
+            .field("properties", &self.shown_properties())
+            .finish()
+    }
+}
+
+/// librdkafka properties whose values are never printed.
+pub fn is_secret(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "jaas",
+        "token",
+        "ssl.key.pem",
+        "ssl_key",
+        "private",
+    ]
+    .iter()
+    .any(|s| key.contains(s))
 }
 
 /// One pipeline: input topic → plugin → output, routes and dead-letter topics.
@@ -195,6 +239,8 @@ const DEFAULT_MAX_IN_FLIGHT: usize = 1000;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    /// How long SIGTERM may take to finish what is in flight, e.g. "30s".
+    shutdown_timeout: Option<Spanned<String>>,
     kafka: RawKafka,
     #[serde(default, rename = "pipeline")]
     pipelines: Vec<RawPipeline>,
@@ -405,8 +451,13 @@ impl Cx<'_> {
             }
             pipelines.push(pipeline);
         }
+        let shutdown_timeout = match &raw.shutdown_timeout {
+            Some(d) => self.duration(d, "shutdown_timeout")?,
+            None => Duration::from_secs(30),
+        };
         Ok(Config {
             path: self.path.to_path_buf(),
+            shutdown_timeout,
             kafka: Kafka {
                 brokers,
                 properties,
@@ -814,6 +865,25 @@ memory = "16MiB"
         assert!(e.message.contains("ignore"), "{e}");
         let e = parse(&text.replace("failures = 3", "failures = 10")).unwrap_err();
         assert_eq!(e.key, "pipeline[0].breaker.failures");
+    }
+
+    #[test]
+    fn secrets_are_never_shown() {
+        let text = GOOD.replace(
+            "\"linger.ms\" = 5",
+            "\"sasl.password\" = \"hunter2\"\n\"sasl.oauthbearer.client.secret\" = \"s3\"",
+        );
+        let c = parse(&text).unwrap();
+        assert_eq!(
+            c.kafka.properties["sasl.password"], "hunter2",
+            "still passed to librdkafka"
+        );
+        let shown = format!("{:?} {:?}", c.kafka, c);
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("s3\""),
+            "{shown}"
+        );
+        assert!(shown.contains("<redacted>"));
     }
 
     #[test]

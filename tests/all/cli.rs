@@ -200,3 +200,33 @@ fn the_quickstart_runs_on_the_embedded_broker() {
         "reasons are printed: {stdout}"
     );
 }
+
+#[test]
+fn weir_check_never_prints_secrets() {
+    let dir = TempDir::new();
+    let config = dir.write(
+        "weir.toml",
+        &format!(
+            "[kafka]\nbrokers = \"127.0.0.1:9\"\n[kafka.properties]\n\"sasl.password\" = \"${{WEIR_TEST_SECRET}}\"\n\
+             \"client.id\" = \"shown\"\n[[pipeline]]\nname = \"p\"\ninput = \"a\"\noutput = \"b\"\n\
+             dead_letter = \"c\"\nplugin = \"{}\"\n",
+            fixtures::ECHO
+        ),
+    );
+    let out = Command::new(WEIR)
+        .args(["check", "--config", config.to_str().unwrap()])
+        .env("WEIR_TEST_SECRET", "hunter2")
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{all}");
+    assert!(
+        all.contains("client.id = shown") && all.contains("sasl.password = <redacted>"),
+        "{all}"
+    );
+    assert!(!all.contains("hunter2"), "{all}");
+}

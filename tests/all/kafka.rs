@@ -394,3 +394,84 @@ fn a_run_killed_with_sigkill_and_restarted_loses_nothing() {
     let duplicates = check_ids(&out, 5000, false);
     eprintln!("SIGKILL: {duplicates} duplicates of 5000");
 }
+
+#[test]
+fn fifty_thousand_messages_survive_five_sigkills_at_random_moments() {
+    let Setup {
+        tansu,
+        t,
+        config,
+        _dir,
+    } = orders(4);
+    const N: usize = 50_000;
+    for chunk in (0..N).collect::<Vec<_>>().chunks(10_000) {
+        tansu.produce(
+            &t.input,
+            &chunk.iter().copied().map(order).collect::<Vec<_>>(),
+        );
+    }
+    // Pseudo-random but repeatable kill moments, from 0.3 s to 2.5 s into each run.
+    let mut seed: u64 = 0x5eed;
+    for round in 0..5 {
+        let weir = WeirProcess::start(&config);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let delay = Duration::from_millis(300 + (seed >> 33) % 2200);
+        std::thread::sleep(delay);
+        weir.signal("KILL");
+        weir.wait(LONG);
+        eprintln!("SIGKILL {} after {delay:?}", round + 1);
+    }
+    let last = WeirProcess::start(&config);
+    let out = tansu.consume(&[&t.output], N, Duration::from_secs(600), Some(IDLE));
+    last.signal("TERM");
+    assert!(last.wait(LONG).success());
+    let duplicates = check_ids(&out, N as u64, false);
+    eprintln!("50000 messages, 5 SIGKILLs: 0 lost, {duplicates} duplicates");
+}
+
+/// A pipeline whose broker died under it: its in-flight records can't be
+/// acknowledged, so a graceful stop can't finish. `top` goes before the
+/// config's tables.
+fn stuck(top: &str) -> (WeirProcess, Setup) {
+    let mut s = setup_with(1, 0, fixtures::SLOW, &|_| vec![], "");
+    let text = std::fs::read_to_string(&s.config).unwrap();
+    std::fs::write(&s.config, format!("{top}{text}")).unwrap();
+    s.tansu
+        .produce(&s.t.input, &(0..200).map(order).collect::<Vec<_>>());
+    let weir = WeirProcess::start(&s.config);
+    s.tansu.consume(&[&s.t.output], 1, LONG, None);
+    s.tansu.stop();
+    std::thread::sleep(Duration::from_millis(500));
+    (weir, s)
+}
+
+#[test]
+fn a_second_sigterm_exits_at_once_without_committing() {
+    let (mut weir, _s) = stuck("");
+    weir.signal("TERM");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        weir.child.try_wait().unwrap().is_none(),
+        "the first signal waits for acknowledgements"
+    );
+    weir.signal("TERM");
+    let started = std::time::Instant::now();
+    let status = weir.wait(LONG);
+    assert_eq!(status.code(), Some(130));
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn a_graceful_stop_is_bounded_by_shutdown_timeout() {
+    let (weir, _s) = stuck("shutdown_timeout = \"2s\"\n");
+    weir.signal("TERM");
+    let started = std::time::Instant::now();
+    let log = weir.log.clone();
+    let status = weir.wait(LONG);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(status.code(), Some(75), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(text.contains("shutdown_timeout"), "{text}");
+}

@@ -103,6 +103,12 @@ impl Tansu {
             .expect("tansu starts")
     }
 
+    /// Kills the broker (its memory storage is lost).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
