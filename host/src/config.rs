@@ -724,7 +724,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if seconds <= 0.0 {
         return Err(format!("{text:?} must be longer than zero"));
     }
-    Ok(Duration::from_secs_f64(seconds))
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?} is too long"))
 }
 
 /// "64MiB", "512KiB", "1GiB", "1000000" (bytes).
@@ -893,6 +893,8 @@ memory = "16MiB"
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert!(parse_duration("0ms").is_err());
         assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("99999999999999999999999s").is_err());
+        assert!(parse_duration("1.2.3s").is_err());
     }
 
     #[test]
