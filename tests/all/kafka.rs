@@ -304,7 +304,7 @@ fn a_transformer_fans_out_drops_and_routes_and_an_undeclared_route_is_dead_lette
 }
 
 #[test]
-fn null_keys_and_values_binary_values_headers_and_timestamps_round_trip() {
+fn null_empty_binary_unicode_and_large_keys_values_and_headers_round_trip() {
     let Setup {
         tansu,
         t,
@@ -316,13 +316,15 @@ fn null_keys_and_values_binary_values_headers_and_timestamps_round_trip() {
         json!({"key": "k2", "value": null}),
         json!({"key": {"$base64": "AAEC/w=="}, "value": {"$base64": "gICA/w=="}}),
         json!({"key": "k4", "value": "ünïcödé ✓", "headers": [["dup", "1"], ["dup", "2"], ["none", null], ["bin", {"$base64": "/w=="}]]}),
+        json!({"key": "", "value": "", "headers": [["", ""]]}),
+        json!({"key": "big", "value": "x".repeat(512 * 1024)}),
     ];
     tansu.produce(&t.input, &inputs);
     let weir = WeirProcess::start(&config);
-    let out = tansu.consume(&[&t.output], 4, LONG, Some(IDLE));
+    let out = tansu.consume(&[&t.output], inputs.len(), LONG, Some(IDLE));
     weir.signal("TERM");
     assert!(weir.wait(LONG).success());
-    assert_eq!(out.len(), 4);
+    assert_eq!(out.len(), inputs.len());
     for (sent, got) in inputs.iter().zip(&out) {
         assert_eq!(got["key"], sent["key"]);
         assert_eq!(got["value"], sent["value"]);
