@@ -18,13 +18,18 @@ use anyhow::Context as _;
 use rdkafka::Message as _;
 use rdkafka::consumer::Consumer as _;
 use rdkafka::message::{BorrowedMessage, Header as KafkaHeader, Headers as _, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureRecord};
 use tokio::sync::watch;
 use tracing::Instrument as _;
 
 use crate::config::{Breaker, BreakerAction, FailureAction, Kafka, OnFailure, Pipeline};
 use crate::plugin::{Abort, Header, Instance, LogTags, Message, Outcome, Plugin};
-use crate::proxy::{ConsumerProxy, ProducerProxy, base_config};
+use crate::proxy::{ConsumerProxy, ProducerProxy, WeirProducer, base_config};
+
+/// The wait after a failed consume (an unreachable broker), and how often
+/// a lasting failure is logged.
+const CONSUME_BACKOFF: Duration = Duration::from_millis(100);
+const CONSUME_WARNING_EVERY: Duration = Duration::from_secs(5);
 
 /// How long to wait before sending a refused record again.
 const RESEND_BACKOFF: Duration = Duration::from_millis(500);
@@ -56,10 +61,7 @@ struct Record {
 }
 
 impl Record {
-    fn send(
-        &self,
-        producer: &FutureProducer,
-    ) -> Result<DeliveryFuture, rdkafka::error::KafkaError> {
+    fn send(&self, producer: &WeirProducer) -> Result<DeliveryFuture, rdkafka::error::KafkaError> {
         let mut headers = OwnedHeaders::new_with_capacity(self.headers.len());
         for (key, value) in &self.headers {
             headers = headers.insert(KafkaHeader {
@@ -100,7 +102,7 @@ enum Delivery {
 
 impl InFlight {
     /// Returns once every record is acknowledged, sending refused ones again.
-    async fn settle(&mut self, producer: &FutureProducer, pipeline: &str) {
+    async fn settle(&mut self, producer: &WeirProducer, pipeline: &str) {
         for (record, delivery) in self.records.iter().zip(self.deliveries.iter_mut()) {
             loop {
                 let outcome = match delivery {
@@ -133,7 +135,7 @@ impl InFlight {
 }
 
 /// Enqueues a record, waiting while the producer's local queue is full.
-async fn send_until_queued(record: &Record, producer: &FutureProducer) -> DeliveryFuture {
+async fn send_until_queued(record: &Record, producer: &WeirProducer) -> DeliveryFuture {
     loop {
         match record.send(producer) {
             Ok(fut) => return fut,
@@ -165,7 +167,7 @@ pub async fn run(
     let base = base_config(&kafka, &bootstrap);
     let consumer_proxy =
         ConsumerProxy::new(base.clone(), &spec.group, vec![spec.input.clone()], &name);
-    let producer_proxy = ProducerProxy::new(base);
+    let producer_proxy = ProducerProxy::named(base, &name);
     let consumer = consumer_proxy
         .connect()
         .with_context(|| format!("pipeline {name:?}: cannot create the consumer"))?;
@@ -188,6 +190,8 @@ pub async fn run(
     let mut stopping = *shutdown.borrow();
     let mut policy = Policy::new(&spec);
     let mut policy_stop = None;
+    let mut consume_errors: u32 = 0;
+    let mut last_consume_warning = std::time::Instant::now();
 
     loop {
         if drain && remaining.is_empty() && window.is_empty() {
@@ -218,10 +222,30 @@ pub async fn run(
             }
             received = consumer.recv(), if !stopping && window.len() < spec.max_in_flight && !(drain && remaining.is_empty()) => {
                 let msg = match received {
-                    Ok(m) => m,
+                    Ok(m) => {
+                        if consume_errors > 0 {
+                            tracing::info!(pipeline = %name, "consuming again after {consume_errors} failed attempts");
+                            consume_errors = 0;
+                        }
+                        m
+                    }
                     Err(e) => {
-                        tracing::warn!(pipeline = %name, "consume error: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        // librdkafka reconnects with its own backoff; polling
+                        // on keeps the group protocol moving, so wait briefly
+                        // and only throttle what is logged.
+                        consume_errors += 1;
+                        if consume_errors == 1 || last_consume_warning.elapsed() >= CONSUME_WARNING_EVERY {
+                            tracing::warn!(
+                                pipeline = %name,
+                                %bootstrap,
+                                "cannot consume {} ({e}); still trying ({consume_errors} failed attempts)",
+                                spec.input
+                            );
+                            last_consume_warning = std::time::Instant::now();
+                        }
+                        if sleep_or_shutdown(CONSUME_BACKOFF, &mut shutdown).await {
+                            stopping = true;
+                        }
                         continue;
                     }
                 };

@@ -7,12 +7,12 @@
 //! the offsets stored so far before it lets go, a producer proxy's flushes.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 use rdkafka::ClientContext;
 use rdkafka::consumer::{CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::error::KafkaResult;
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::producer::{FutureProducer, Producer as _};
 use rdkafka::topic_partition_list::TopicPartitionList;
 
@@ -21,13 +21,39 @@ use crate::config::Kafka;
 /// How long `disconnect` waits for queued messages.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Logs rebalances and commits, tagged with the owner's name.
-#[derive(Clone)]
+/// Logs rebalances, commits and client errors, tagged with the owner's
+/// name; an error repeated within [`REPEAT_QUIET`] is logged once.
+#[derive(Default)]
 pub struct LoggingContext {
     pub owner: String,
+    last_error: Mutex<Option<(String, Instant)>>,
 }
 
-impl ClientContext for LoggingContext {}
+impl LoggingContext {
+    pub fn new(owner: &str) -> Self {
+        LoggingContext {
+            owner: owner.to_string(),
+            last_error: Mutex::new(None),
+        }
+    }
+}
+
+/// How long an identical client error stays quiet.
+const REPEAT_QUIET: Duration = Duration::from_secs(10);
+
+impl ClientContext for LoggingContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let text = format!("{error}: {reason}");
+        let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((previous, at)) = last.as_ref() {
+            if *previous == text && at.elapsed() < REPEAT_QUIET {
+                return;
+            }
+        }
+        tracing::warn!(pipeline = %self.owner, "kafka: {text}");
+        *last = Some((text, Instant::now()));
+    }
+}
 
 impl ConsumerContext for LoggingContext {
     fn pre_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -63,6 +89,9 @@ fn describe_tpl(tpl: &TopicPartitionList) -> String {
 /// The consumer type every weir consumer is.
 pub type WeirConsumer = StreamConsumer<LoggingContext>;
 
+/// The producer type every weir producer is.
+pub type WeirProducer = FutureProducer<LoggingContext>;
+
 /// Settings common to both entities: brokers, then the user's properties.
 pub fn base_config(kafka: &Kafka, bootstrap: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
@@ -82,26 +111,35 @@ fn set_default(c: &mut ClientConfig, key: &str, value: &str) {
 /// A producer that connects on first use.
 pub struct ProducerProxy {
     config: ClientConfig,
-    producer: Mutex<Option<FutureProducer>>,
+    owner: String,
+    producer: Mutex<Option<WeirProducer>>,
 }
 
 impl ProducerProxy {
     /// `config` as from [`base_config`]; acks default to all.
-    pub fn new(mut config: ClientConfig) -> Self {
+    pub fn new(config: ClientConfig) -> Self {
+        ProducerProxy::named(config, "weir")
+    }
+
+    /// As [`ProducerProxy::new`]; `owner` tags its log lines.
+    pub fn named(mut config: ClientConfig, owner: &str) -> Self {
         set_default(&mut config, "acks", "all");
         ProducerProxy {
             config,
+            owner: owner.to_string(),
             producer: Mutex::new(None),
         }
     }
 
     /// The producer, created on the first call and kept.
-    pub fn connect(&self) -> KafkaResult<FutureProducer> {
+    pub fn connect(&self) -> KafkaResult<WeirProducer> {
         let mut slot = self.producer.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(p) = slot.as_ref() {
             return Ok(p.clone());
         }
-        let producer: FutureProducer = self.config.create()?;
+        let producer: WeirProducer = self
+            .config
+            .create_with_context(LoggingContext::new(&self.owner))?;
         *slot = Some(producer.clone());
         Ok(producer)
     }
@@ -156,9 +194,9 @@ impl ConsumerProxy {
         if let Some(c) = slot.as_ref() {
             return Ok(Arc::clone(c));
         }
-        let consumer: WeirConsumer = self.config.create_with_context(LoggingContext {
-            owner: self.owner.clone(),
-        })?;
+        let consumer: WeirConsumer = self
+            .config
+            .create_with_context(LoggingContext::new(&self.owner))?;
         let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
         let consumer = Arc::new(consumer);

@@ -41,7 +41,7 @@ impl Topics {
 /// [pipeline.config], `extra` (more [pipeline.*] tables) after it.
 fn write_config(
     dir: &TempDir,
-    tansu: &Tansu,
+    bootstrap: &str,
     t: &Topics,
     plugin: &str,
     plugin_config: &[(&str, &str)],
@@ -51,7 +51,7 @@ fn write_config(
         "[kafka]\nbrokers = \"{}\"\n[kafka.properties]\n\"client.id\" = \"weir-e2e\"\n\"session.timeout.ms\" = 6000\n\n\
          [[pipeline]]\nname = \"e2e\"\ninput = \"{}\"\ngroup = \"{}\"\noutput = \"{}\"\ndead_letter = \"{}\"\n\
          routes = {:?}\nplugin = \"{}\"\n[pipeline.config]\n",
-        tansu.bootstrap, t.input, t.group, t.output, t.dead, t.routes, plugin,
+        bootstrap, t.input, t.group, t.output, t.dead, t.routes, plugin,
     );
     for (k, v) in plugin_config {
         text.push_str(&format!("{k:?} = {v:?}\n"));
@@ -94,7 +94,7 @@ pub fn setup_with(
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let config = write_config(&dir, &tansu, &t, plugin, &pairs, extra);
+    let config = write_config(&dir, &tansu.bootstrap, &t, plugin, &pairs, extra);
     Setup {
         tansu,
         t,
@@ -125,6 +125,31 @@ fn check_ids(records: &[Value], n: u64, once: bool) -> usize {
         assert_eq!(duplicates, 0, "{duplicates} records came out twice");
     }
     duplicates
+}
+
+/// If ids are missing from `out`, panics naming where each was in the
+/// input and what the group committed: loss must be explainable.
+fn explain_missing(tansu: &Tansu, t: &Topics, out: &[Value], n: u64) {
+    let seen: BTreeSet<u64> = ids(out).into_iter().collect();
+    if (0..n).all(|i| seen.contains(&i)) {
+        return;
+    }
+    let inputs = tansu.consume(&[&t.input], n as usize, LONG, Some(IDLE));
+    let places: Vec<String> = inputs
+        .iter()
+        .filter(|r| !seen.contains(&value_json(r)["id"].as_u64().unwrap()))
+        .map(|r| format!("{}@{}", r["partition"], r["offset"]))
+        .collect();
+    let per_partition: BTreeMap<String, usize> = out.iter().fold(BTreeMap::new(), |mut m, r| {
+        *m.entry(r["partition"].to_string()).or_default() += 1;
+        m
+    });
+    panic!(
+        "lost {} of {n}: input partition@offset {places:?}; committed {}; output records per partition {per_partition:?}; inputs read back {}",
+        places.len(),
+        tansu.committed(&t.group, &t.input),
+        inputs.len()
+    );
 }
 
 fn order(i: usize) -> Value {
@@ -371,6 +396,7 @@ fn a_run_stopped_with_sigterm_and_restarted_reprocesses_nothing() {
     let out = tansu.consume(&[&t.output], 4000, Duration::from_secs(120), Some(IDLE));
     second.signal("TERM");
     assert!(second.wait(LONG).success());
+    explain_missing(&tansu, &t, &out, 4000);
     check_ids(&out, 4000, true);
 }
 
@@ -476,4 +502,38 @@ fn a_graceful_stop_is_bounded_by_shutdown_timeout() {
     assert_eq!(status.code(), Some(75), "{text}");
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(text.contains("shutdown_timeout"), "{text}");
+}
+
+#[test]
+fn a_broker_down_at_start_is_waited_for_and_logged_then_nothing_is_lost() {
+    let port = Tansu::reserve_port();
+    let t = Topics::new(0);
+    let dir = TempDir::new();
+    let config = write_config(
+        &dir,
+        &format!("127.0.0.1:{port}"),
+        &t,
+        fixtures::ECHO,
+        &[],
+        "",
+    );
+    let weir = WeirProcess::start(&config);
+    std::thread::sleep(Duration::from_secs(3));
+    let log = weir.log_text();
+    assert!(
+        log.contains("cannot consume") && log.contains(&format!("127.0.0.1:{port}")),
+        "{log}"
+    );
+    assert!(
+        log.matches("cannot consume").count() <= 2,
+        "throttled, not a line per attempt:\n{log}"
+    );
+
+    let tansu = Tansu::start_on(port);
+    t.create(&tansu, 2);
+    tansu.produce(&t.input, &(0..500).map(order).collect::<Vec<_>>());
+    let out = tansu.consume(&[&t.output], 500, LONG, Some(IDLE));
+    weir.signal("TERM");
+    assert!(weir.wait(LONG).success());
+    check_ids(&out, 500, true);
 }

@@ -74,7 +74,15 @@ pub struct Tansu {
 
 impl Tansu {
     pub fn start() -> Tansu {
-        let port = free_port();
+        Tansu::start_on(free_port())
+    }
+
+    /// A loopback port nothing listens on yet, for a broker started later.
+    pub fn reserve_port() -> u16 {
+        free_port()
+    }
+
+    pub fn start_on(port: u16) -> Tansu {
         let child = Self::spawn(port);
         let tansu = Tansu {
             child,
@@ -152,10 +160,17 @@ impl Tansu {
         timeout: Duration,
         idle: Option<Duration>,
     ) -> Vec<Value> {
-        let first = self.read(topics, count, timeout, None);
         match idle {
-            None => first,
-            Some(idle) => self.read(topics, count, timeout, Some(idle)),
+            None => self
+                .read(topics, count, timeout, None)
+                .expect("all records arrived"),
+            Some(idle) => {
+                // Wait for `count`; whether they all came is the caller's
+                // assertion, made on the full read that follows.
+                let _ = self.read(topics, count, timeout, None);
+                self.read(topics, count, timeout, Some(idle))
+                    .expect("the topics can be read")
+            }
         }
     }
 
@@ -182,7 +197,7 @@ impl Tansu {
         count: usize,
         timeout: Duration,
         idle: Option<Duration>,
-    ) -> Vec<Value> {
+    ) -> Result<Vec<Value>, String> {
         let c = count.to_string();
         let t = timeout.as_secs().max(1).to_string();
         let mut args = vec!["consume", "--bootstrap", &self.bootstrap, "--timeout", &t];
@@ -197,10 +212,10 @@ impl Tansu {
             }
             None => args.extend(["--count", &c]),
         }
-        client(&args, None)
+        Ok(client_result(&args, None)?
             .lines()
             .map(|l| serde_json::from_str(l).expect("JSON line"))
-            .collect()
+            .collect())
     }
 }
 
@@ -213,6 +228,11 @@ impl Drop for Tansu {
 
 /// Runs the independent client; panics with its stderr if it fails.
 pub fn client(args: &[&str], stdin: Option<&str>) -> String {
+    client_result(args, stdin).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs the independent client; its stderr if it fails.
+pub fn client_result(args: &[&str], stdin: Option<&str>) -> Result<String, String> {
     let mut child = Command::new(python())
         .arg(client_script())
         .args(args)
@@ -226,12 +246,13 @@ pub fn client(args: &[&str], stdin: Option<&str>) -> String {
     drop(pipe);
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        out.status.success(),
-        "kafka_client.py {args:?} failed: {}\nstdout: {stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    if !out.status.success() {
+        return Err(format!(
+            "kafka_client.py {args:?} failed: {}\nstdout: {stdout}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(stdout)
 }
 
 /// A temporary folder for one test's config, removed on drop.
