@@ -34,6 +34,7 @@ const FIXTURES: &[&str] = &[
     "echo",
     "env-and-files",
     "flaky",
+    "missing-import",
 ];
 
 /// The crates of `plugins/rust`, by directory (= package) name.

@@ -20,7 +20,7 @@ pub struct Topics {
 }
 
 impl Topics {
-    fn new(routes: usize) -> Topics {
+    pub fn new(routes: usize) -> Topics {
         Topics {
             group: unique("group"),
             input: unique("in"),
@@ -30,7 +30,7 @@ impl Topics {
         }
     }
 
-    fn create(&self, tansu: &Tansu, partitions: u32) {
+    pub fn create(&self, tansu: &Tansu, partitions: u32) {
         let mut all = vec![self.input.as_str(), &self.output, &self.dead];
         all.extend(self.routes.iter().map(String::as_str));
         tansu.create_topics(partitions, &all);

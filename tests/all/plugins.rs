@@ -57,6 +57,7 @@ fn every_fixture_is_covered_here() {
         "ECHO",
         "ENV_AND_FILES",
         "FLAKY",
+        "MISSING_IMPORT",
         "JSON_SCHEMA",
         "ROUTER",
     ];
@@ -301,4 +302,13 @@ fn a_flaky_plugin_fails_twice_then_accepts() {
         Outcome::Failed(_)
     ));
     assert_eq!(call(&mut v, r#"{"value":"x"}"#), Outcome::Accepted);
+}
+
+#[test]
+fn a_plugin_importing_what_the_host_lacks_is_refused_naming_the_import() {
+    let err = runtime()
+        .load(Path::new(fixtures::MISSING_IMPORT))
+        .unwrap_err();
+    assert!(matches!(err, LoadError::Link { .. }), "{err}");
+    assert!(err.to_string().contains("fixture:missing/secrets"), "{err}");
 }

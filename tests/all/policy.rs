@@ -238,3 +238,35 @@ fn traps_and_limits_are_dead_lettered_with_their_kind_and_the_pipeline_goes_on()
         }
     }
 }
+
+#[test]
+fn a_hostile_pipeline_does_not_hold_up_the_others_in_the_same_process() {
+    let extra = "[pipeline.limits]\ntimeout = \"20ms\"\n[pipeline.on_failure]\nretries = 0\n";
+    let Setup {
+        tansu,
+        t: bad,
+        config,
+        _dir,
+    } = setup_with(1, 0, fixtures::INFINITE_LOOP, &no_config, extra);
+    // A second, healthy pipeline in the same file.
+    let good = crate::kafka::Topics::new(0);
+    good.create(&tansu, 1);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let second = format!(
+        "\n[[pipeline]]\nname = \"good\"\ninput = \"{}\"\noutput = \"{}\"\ndead_letter = \"{}\"\nplugin = \"{}\"\n",
+        good.input,
+        good.output,
+        good.dead,
+        fixtures::ECHO
+    );
+    std::fs::write(&config, text + &second).unwrap();
+    tansu.produce(&bad.input, &values(20));
+    tansu.produce(&good.input, &values(20));
+    let weir = WeirProcess::start(&config);
+    let out = tansu.consume(&[&good.output], 20, LONG, Some(IDLE));
+    let dead = tansu.consume(&[&bad.dead], 20, LONG, Some(IDLE));
+    weir.signal("TERM");
+    assert!(weir.wait(LONG).success());
+    assert_eq!(out.len(), 20);
+    assert_eq!(kinds(&dead), vec!["timeout"; 20]);
+}
