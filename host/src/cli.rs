@@ -16,6 +16,7 @@ use crate::embedded::EmbeddedBroker;
 use crate::jsonl;
 use crate::pipeline::{StopAt, run_all};
 use crate::plugin::{LogTags, Outcome, Plugin, Runtime};
+use crate::reload;
 
 /// Runs Kafka pipelines through sandboxed WebAssembly plugins.
 #[derive(Parser)]
@@ -55,6 +56,9 @@ pub struct Run {
     /// what each pipeline wrote to its output, routes and dead-letter topics.
     #[arg(long, requires = "seed")]
     drain: bool,
+    /// Don't watch plugin files for changes.
+    #[arg(long)]
+    no_reload: bool,
 }
 
 /// Parses the config and loads, initialises and type-checks every plugin;
@@ -153,10 +157,15 @@ impl Run {
         let runtime = runtime_for(&config)?;
         let plugins = load_plugins(&runtime, &config)?;
         let tokio = tokio::runtime::Runtime::new()?;
-        tokio.block_on(self.run(config, plugins))
+        tokio.block_on(self.run(runtime, config, plugins))
     }
 
-    async fn run(self, config: Config, plugins: Vec<Arc<Plugin>>) -> anyhow::Result<ExitCode> {
+    async fn run(
+        self,
+        runtime: Runtime,
+        config: Config,
+        plugins: Vec<Arc<Plugin>>,
+    ) -> anyhow::Result<ExitCode> {
         let embedded = if config.kafka.is_embedded() {
             let mut topics: Vec<&str> = Vec::new();
             for p in &config.pipelines {
@@ -216,8 +225,23 @@ impl Run {
             }
         });
 
+        let mut swaps = HashMap::new();
+        let _reloader = if self.no_reload {
+            None
+        } else {
+            let mut targets = Vec::new();
+            for p in &config.pipelines {
+                let (swap, rx) = tokio::sync::mpsc::unbounded_channel();
+                swaps.insert(p.name.clone(), rx);
+                targets.push(reload::Target {
+                    pipeline: p.clone(),
+                    swap,
+                });
+            }
+            Some(reload::watch(runtime, targets)?)
+        };
         let pipelines = config.pipelines.iter().cloned().zip(plugins).collect();
-        let stats = run_all(pipelines, &config.kafka, &bootstrap, tx, stop_at).await?;
+        let stats = run_all(pipelines, &config.kafka, &bootstrap, tx, stop_at, swaps).await?;
         for (name, s) in &stats {
             tracing::info!(pipeline = %name, consumed = s.consumed, produced = s.produced, dropped = s.dropped, dead_lettered = ?s.dead_lettered, "pipeline summary");
         }

@@ -2,7 +2,8 @@
 //!
 //! [`config`] reads the file, [`plugin`] loads and calls components,
 //! [`proxy`] holds lazy Kafka connections, [`pipeline`] runs them,
-//! [`client`] is the library API, [`cli`] is the `weir` command.
+//! [`reload`] swaps in changed plugins, [`client`] is the library API,
+//! [`cli`] is the `weir` command.
 
 pub mod cli;
 pub mod client;
@@ -12,3 +13,4 @@ pub mod jsonl;
 pub mod pipeline;
 pub mod plugin;
 pub mod proxy;
+pub mod reload;

@@ -19,6 +19,7 @@ use rdkafka::Message as _;
 use rdkafka::consumer::Consumer as _;
 use rdkafka::message::{BorrowedMessage, Header as KafkaHeader, Headers as _, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureRecord};
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::watch;
 use tracing::Instrument as _;
 
@@ -46,6 +47,8 @@ pub struct Stats {
     pub retries: u64,
     /// Times the breaker paused the pipeline.
     pub pauses: u64,
+    /// Plugins swapped in by hot reload.
+    pub reloads: u64,
     /// Dead-lettered messages by `weir.error.kind`.
     pub dead_lettered: BTreeMap<String, u64>,
 }
@@ -160,6 +163,7 @@ pub async fn run(
     mut instance: Instance,
     mut shutdown: watch::Receiver<bool>,
     stop_at: Option<StopAt>,
+    mut swaps: Option<UnboundedReceiver<Instance>>,
 ) -> anyhow::Result<Stats> {
     let name = spec.name.clone();
     let plugin = Arc::clone(instance.plugin());
@@ -252,6 +256,11 @@ pub async fn run(
                 stats.consumed += 1;
                 let message = to_message(&msg);
                 drop(msg);
+                // A reloaded plugin takes over between two messages.
+                while let Some(fresh) = swaps.as_mut().and_then(|rx| rx.try_recv().ok()) {
+                    instance = fresh;
+                    stats.reloads += 1;
+                }
                 let records = match policy.decide(&spec, &mut instance, &message, &mut shutdown, &mut stats).await {
                     Decision::Handle(outcome) => {
                         let plugin = instance.plugin().name.clone();
@@ -564,13 +573,15 @@ pub fn to_message(msg: &BorrowedMessage<'_>) -> Message {
 
 /// Instantiates every pipeline's plugin (so a bad one fails before anything
 /// is consumed), then runs them side by side until `shutdown` turns true or
-/// every `stop_at` is reached. A pipeline that fails stops the others.
+/// every `stop_at` is reached; `swaps` hand a pipeline reloaded plugins.
+/// A pipeline that fails stops the others.
 pub async fn run_all(
     pipelines: Vec<(Pipeline, Arc<Plugin>)>,
     kafka: &Kafka,
     bootstrap: &str,
     shutdown: watch::Sender<bool>,
     mut stop_at: HashMap<String, StopAt>,
+    mut swaps: HashMap<String, UnboundedReceiver<Instance>>,
 ) -> anyhow::Result<BTreeMap<String, Stats>> {
     let mut ready = Vec::new();
     for (spec, plugin) in pipelines {
@@ -588,6 +599,7 @@ pub async fn run_all(
     for (spec, instance) in ready {
         let name = spec.name.clone();
         let stop = stop_at.remove(&name);
+        let swap = swaps.remove(&name);
         let span = tracing::info_span!("pipeline", pipeline = %name);
         let run = run(
             spec,
@@ -596,6 +608,7 @@ pub async fn run_all(
             instance,
             shutdown.subscribe(),
             stop,
+            swap,
         );
         tasks.spawn(async move { (name, run.await) }.instrument(span));
     }

@@ -8,4 +8,5 @@ mod kafka;
 mod library;
 mod plugins;
 mod policy;
+mod reload;
 mod support;

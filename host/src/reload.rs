@@ -1,0 +1,133 @@
+//! Hot reload of plugins: a watcher on every plugin's folder; when a plugin
+//! file changes, its new bytes are compiled, type-checked and initialised
+//! for each pipeline using it on the watcher's own thread, off the hot
+//! path, and the ready instance is handed to the pipeline, which swaps it in
+//! between two messages. A file that does not load (broken, wrong world,
+//! init refuses its config) is logged and the running plugin keeps running.
+//!
+//! Folders are watched rather than files, so a plugin replaced by a rename
+//! (what `cp` to a temporary name and `mv`, or a build tool, does) is seen.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use notify::{RecursiveMode, Watcher as _};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::config::Pipeline;
+use crate::plugin::{Instance, LogTags, Runtime};
+
+/// Changes closer together than this are one change (a copy in progress).
+const SETTLE: Duration = Duration::from_millis(200);
+
+/// A pipeline that wants a fresh instance when its plugin file changes.
+pub struct Target {
+    pub pipeline: Pipeline,
+    pub swap: UnboundedSender<Instance>,
+}
+
+/// Watches while it lives.
+pub struct Reloader {
+    _watcher: notify::RecommendedWatcher,
+}
+
+/// Starts watching the plugins of `targets`.
+pub fn watch(runtime: Runtime, targets: Vec<Target>) -> anyhow::Result<Reloader> {
+    let (tx, rx) = mpsc::channel();
+    let mut watcher =
+        notify::recommended_watcher(tx).context("cannot start the plugin file watcher")?;
+    let mut by_path: HashMap<PathBuf, Vec<Target>> = HashMap::new();
+    for t in targets {
+        by_path
+            .entry(t.pipeline.plugin.clone())
+            .or_default()
+            .push(t);
+    }
+    let mut dirs: Vec<&Path> = by_path.keys().filter_map(|p| p.parent()).collect();
+    dirs.sort();
+    dirs.dedup();
+    for dir in dirs {
+        watcher
+            .watch(dir, RecursiveMode::NonRecursive)
+            .with_context(|| format!("cannot watch {}", dir.display()))?;
+    }
+    std::thread::Builder::new()
+        .name("weir-reload".into())
+        .spawn(move || run(runtime, by_path, rx))?;
+    Ok(Reloader { _watcher: watcher })
+}
+
+fn run(
+    runtime: Runtime,
+    by_path: HashMap<PathBuf, Vec<Target>>,
+    rx: mpsc::Receiver<notify::Result<notify::Event>>,
+) {
+    let mut last: HashMap<PathBuf, Vec<u8>> = HashMap::new();
+    while let Ok(event) = rx.recv() {
+        let mut changed: Vec<PathBuf> = Vec::new();
+        let mut note = |event: notify::Result<notify::Event>| match event {
+            Ok(e) => changed.extend(e.paths.into_iter().filter(|p| by_path.contains_key(p))),
+            Err(e) => tracing::warn!("plugin file watcher: {e}"),
+        };
+        note(event);
+        // Let a write or a rename finish, and take its other events with it.
+        while let Ok(more) = rx.recv_timeout(SETTLE) {
+            note(more);
+        }
+        changed.sort();
+        changed.dedup();
+        for path in changed {
+            reload(&runtime, &path, &by_path[&path], &mut last);
+        }
+    }
+}
+
+fn reload(
+    runtime: &Runtime,
+    path: &Path,
+    targets: &[Target],
+    last: &mut HashMap<PathBuf, Vec<u8>>,
+) {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(plugin = %path.display(), "reload: cannot read the new plugin ({e}); the running one stays");
+            return;
+        }
+    };
+    if last.get(path).is_some_and(|b| *b == bytes) {
+        return;
+    }
+    let plugin = match runtime.load_bytes(path, &bytes) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!("reload rejected: {e}; the running plugin stays");
+            return;
+        }
+    };
+    // Every pipeline's instance first, so a config one refuses swaps none.
+    let mut ready = Vec::new();
+    for t in targets {
+        let tags = LogTags {
+            pipeline: t.pipeline.name.clone(),
+            plugin: plugin.name.clone(),
+            capture: None,
+        };
+        match plugin.instantiate(&t.pipeline.plugin_config, &t.pipeline.limits, tags) {
+            Ok(instance) => ready.push((t, instance)),
+            Err(e) => {
+                tracing::error!(pipeline = %t.pipeline.name, "reload rejected: {e}; the running plugin stays");
+                return;
+            }
+        }
+    }
+    for (t, instance) in ready {
+        if t.swap.send(instance).is_ok() {
+            tracing::info!(pipeline = %t.pipeline.name, plugin = %plugin.name, world = %plugin.world(), "plugin reloaded");
+        }
+    }
+    last.insert(path.to_path_buf(), bytes);
+}
