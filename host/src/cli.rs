@@ -14,9 +14,9 @@ use crate::client::{header_text, read_all, seed};
 use crate::config::{Config, Limits};
 use crate::embedded::EmbeddedBroker;
 use crate::jsonl;
-use crate::pipeline::{StopAt, run_all};
+use crate::pipeline::StopAt;
 use crate::plugin::{LogTags, Outcome, Plugin, Runtime};
-use crate::reload;
+use crate::supervisor::Supervisor;
 
 /// Runs Kafka pipelines through sandboxed WebAssembly plugins.
 #[derive(Parser)]
@@ -56,7 +56,7 @@ pub struct Run {
     /// what each pipeline wrote to its output, routes and dead-letter topics.
     #[arg(long, requires = "seed")]
     drain: bool,
-    /// Don't watch plugin files for changes.
+    /// Don't watch the config and plugin files for changes.
     #[arg(long)]
     no_reload: bool,
 }
@@ -203,7 +203,7 @@ impl Run {
             }
         }
 
-        let (tx, _) = tokio::sync::watch::channel(false);
+        let (tx, rx) = tokio::sync::watch::channel(false);
         let signals = tx.clone();
         let grace = config.shutdown_timeout;
         tokio::spawn(async move {
@@ -225,23 +225,19 @@ impl Run {
             }
         });
 
-        let mut swaps = HashMap::new();
-        let _reloader = if self.no_reload {
-            None
-        } else {
-            let mut targets = Vec::new();
-            for p in &config.pipelines {
-                let (swap, rx) = tokio::sync::mpsc::unbounded_channel();
-                swaps.insert(p.name.clone(), rx);
-                targets.push(reload::Target {
-                    pipeline: p.clone(),
-                    swap,
-                });
-            }
-            Some(reload::watch(runtime, targets)?)
-        };
+        let mut supervisor = Supervisor::new(
+            runtime,
+            config.kafka.clone(),
+            bootstrap.clone(),
+            !self.no_reload,
+        );
         let pipelines = config.pipelines.iter().cloned().zip(plugins).collect();
-        let stats = run_all(pipelines, &config.kafka, &bootstrap, tx, stop_at, swaps).await?;
+        supervisor.start_all(pipelines, stop_at)?;
+        // Drained runs end by themselves; others follow the config's edits.
+        let watch_config = !(self.drain || self.no_reload);
+        let stats = supervisor
+            .run(rx, watch_config.then_some(self.config.as_path()))
+            .await?;
         for (name, s) in &stats {
             tracing::info!(pipeline = %name, consumed = s.consumed, produced = s.produced, dropped = s.dropped, dead_lettered = ?s.dead_lettered, "pipeline summary");
         }

@@ -53,7 +53,7 @@ pub struct Config {
 }
 
 /// Where Kafka is and how to talk to it. Its `Debug` hides secrets.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub struct Kafka {
     /// `host:port,…`, or [`EMBEDDED`].
     pub brokers: String,
@@ -110,7 +110,7 @@ pub fn is_secret(key: &str) -> bool {
 }
 
 /// One pipeline: input topic → plugin → output, routes and dead-letter topics.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Pipeline {
     pub name: String,
     pub input: String,

@@ -2,6 +2,7 @@
 //!
 //! [`config`] reads the file, [`plugin`] loads and calls components,
 //! [`proxy`] holds lazy Kafka connections, [`pipeline`] runs them,
+//! [`supervisor`] keeps the running pipelines in line with the config,
 //! [`reload`] swaps in changed plugins, [`client`] is the library API,
 //! [`cli`] is the `weir` command.
 
@@ -14,3 +15,4 @@ pub mod pipeline;
 pub mod plugin;
 pub mod proxy;
 pub mod reload;
+pub mod supervisor;

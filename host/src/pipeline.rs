@@ -21,10 +21,9 @@ use rdkafka::message::{BorrowedMessage, Header as KafkaHeader, Headers as _, Own
 use rdkafka::producer::{DeliveryFuture, FutureRecord};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::watch;
-use tracing::Instrument as _;
 
 use crate::config::{Breaker, BreakerAction, FailureAction, Kafka, OnFailure, Pipeline};
-use crate::plugin::{Abort, Header, Instance, LogTags, Message, Outcome, Plugin};
+use crate::plugin::{Abort, Header, Instance, Message, Outcome};
 use crate::proxy::{ConsumerProxy, ProducerProxy, WeirProducer, base_config};
 
 /// The wait after a failed consume (an unreachable broker), and how often
@@ -568,70 +567,5 @@ pub fn to_message(msg: &BorrowedMessage<'_>) -> Message {
                     .collect()
             })
             .unwrap_or_default(),
-    }
-}
-
-/// Instantiates every pipeline's plugin (so a bad one fails before anything
-/// is consumed), then runs them side by side until `shutdown` turns true or
-/// every `stop_at` is reached; `swaps` hand a pipeline reloaded plugins.
-/// A pipeline that fails stops the others.
-pub async fn run_all(
-    pipelines: Vec<(Pipeline, Arc<Plugin>)>,
-    kafka: &Kafka,
-    bootstrap: &str,
-    shutdown: watch::Sender<bool>,
-    mut stop_at: HashMap<String, StopAt>,
-    mut swaps: HashMap<String, UnboundedReceiver<Instance>>,
-) -> anyhow::Result<BTreeMap<String, Stats>> {
-    let mut ready = Vec::new();
-    for (spec, plugin) in pipelines {
-        let tags = LogTags {
-            pipeline: spec.name.clone(),
-            plugin: plugin.name.clone(),
-            capture: None,
-        };
-        let instance = plugin
-            .instantiate(&spec.plugin_config, &spec.limits, tags)
-            .with_context(|| format!("pipeline {:?}", spec.name))?;
-        ready.push((spec, instance));
-    }
-    let mut tasks = tokio::task::JoinSet::new();
-    for (spec, instance) in ready {
-        let name = spec.name.clone();
-        let stop = stop_at.remove(&name);
-        let swap = swaps.remove(&name);
-        let span = tracing::info_span!("pipeline", pipeline = %name);
-        let run = run(
-            spec,
-            kafka.clone(),
-            bootstrap.to_string(),
-            instance,
-            shutdown.subscribe(),
-            stop,
-            swap,
-        );
-        tasks.spawn(async move { (name, run.await) }.instrument(span));
-    }
-    let mut all = BTreeMap::new();
-    let mut first_error = None;
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok((name, Ok(stats))) => {
-                all.insert(name, stats);
-            }
-            Ok((name, Err(e))) => {
-                tracing::error!(pipeline = %name, "{e:#}");
-                first_error.get_or_insert(e);
-                shutdown.send_replace(true);
-            }
-            Err(e) => {
-                first_error.get_or_insert(anyhow::anyhow!("a pipeline panicked: {e}"));
-                shutdown.send_replace(true);
-            }
-        }
-    }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(all),
     }
 }

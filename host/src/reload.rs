@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use notify::{RecursiveMode, Watcher as _};
@@ -22,6 +22,8 @@ use crate::plugin::{Instance, LogTags, Runtime};
 
 /// Changes closer together than this are one change (a copy in progress).
 const SETTLE: Duration = Duration::from_millis(200);
+/// A file that keeps changing is reloaded after this long anyway.
+const SETTLE_AT_MOST: Duration = Duration::from_secs(2);
 
 /// A pipeline that wants a fresh instance when its plugin file changes.
 pub struct Target {
@@ -67,20 +69,61 @@ fn run(
 ) {
     let mut last: HashMap<PathBuf, Vec<u8>> = HashMap::new();
     while let Ok(event) = rx.recv() {
-        let mut changed: Vec<PathBuf> = Vec::new();
-        let mut note = |event: notify::Result<notify::Event>| match event {
-            Ok(e) => changed.extend(e.paths.into_iter().filter(|p| by_path.contains_key(p))),
-            Err(e) => tracing::warn!("plugin file watcher: {e}"),
+        // The plugin files an event touches.
+        let ours = |event: notify::Result<notify::Event>| -> Vec<PathBuf> {
+            match event {
+                Ok(e) => e
+                    .paths
+                    .into_iter()
+                    .filter(|p| by_path.contains_key(p))
+                    .collect(),
+                Err(e) => {
+                    tracing::warn!("plugin file watcher: {e}");
+                    Vec::new()
+                }
+            }
         };
-        note(event);
-        // Let a write or a rename finish, and take its other events with it.
-        while let Ok(more) = rx.recv_timeout(SETTLE) {
-            note(more);
+        let mut changed = ours(event);
+        if changed.is_empty() {
+            continue;
         }
+        settle(&rx, |e| {
+            let more = ours(e);
+            let hit = !more.is_empty();
+            changed.extend(more);
+            hit
+        });
         changed.sort();
         changed.dedup();
         for path in changed {
             reload(&runtime, &path, &by_path[&path], &mut last);
+        }
+    }
+}
+
+/// Waits until the watched file has been quiet for [`SETTLE`] (a write or
+/// a rename in progress), at most [`SETTLE_AT_MOST`]; `relevant` sees each
+/// event and says whether it touched the file. Other files of the folder
+/// (a log being written) neither extend nor end the wait.
+pub(crate) fn settle(
+    rx: &mpsc::Receiver<notify::Result<notify::Event>>,
+    mut relevant: impl FnMut(notify::Result<notify::Event>) -> bool,
+) {
+    let give_up = Instant::now() + SETTLE_AT_MOST;
+    let mut quiet_from = Instant::now();
+    loop {
+        let now = Instant::now();
+        let quiet_until = (quiet_from + SETTLE).min(give_up);
+        if now >= quiet_until {
+            return;
+        }
+        match rx.recv_timeout(quiet_until - now) {
+            Ok(event) => {
+                if relevant(event) {
+                    quiet_from = Instant::now();
+                }
+            }
+            Err(_) => return,
         }
     }
 }

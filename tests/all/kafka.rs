@@ -152,6 +152,35 @@ fn explain_missing(tansu: &Tansu, t: &Topics, out: &[Value], n: u64) {
     );
 }
 
+/// At-least-once, checked from outside: every input below the group's
+/// committed offset has its output. On failure, keeps weir's log.
+fn committed_means_produced(tansu: &Tansu, t: &Topics, log: &std::path::Path) {
+    let committed = tansu.committed(&t.group, &t.input);
+    let inputs = tansu.consume(&[&t.input], 1, LONG, Some(IDLE));
+    let outputs: BTreeSet<u64> = ids(&tansu.consume(&[&t.output], 1, LONG, Some(IDLE)))
+        .into_iter()
+        .collect();
+    let unproduced: Vec<String> = inputs
+        .iter()
+        .filter(|r| {
+            let limit = committed[r["partition"].to_string()].as_i64().unwrap_or(0);
+            r["offset"].as_i64().unwrap() < limit
+                && !outputs.contains(&value_json(r)["id"].as_u64().unwrap())
+        })
+        .map(|r| format!("{}@{}", r["partition"], r["offset"]))
+        .collect();
+    if !unproduced.is_empty() {
+        let kept = std::env::temp_dir().join(format!("weir-failed-{}.log", std::process::id()));
+        let _ = std::fs::copy(log, &kept);
+        panic!(
+            "{} inputs committed without their output ({unproduced:?}); committed {committed}; {} outputs; weir's log kept at {}",
+            unproduced.len(),
+            outputs.len(),
+            kept.display()
+        );
+    }
+}
+
 fn order(i: usize) -> Value {
     json!({"key": format!("k{i}"), "value": {"id": i, "text": format!("Hello {i}")}})
 }
@@ -388,8 +417,10 @@ fn a_run_stopped_with_sigterm_and_restarted_reprocesses_nothing() {
     // Stop it mid-stream: as soon as some output exists.
     tansu.consume(&[&t.output], 1, LONG, None);
     first.signal("TERM");
+    let first_log = first.log.clone();
     let status = first.wait(LONG);
     assert!(status.success(), "SIGTERM exits 0, got {status:?}");
+    committed_means_produced(&tansu, &t, &first_log);
 
     let second = WeirProcess::start(&config);
     tansu.produce(&t.input, &(3000..4000).map(order).collect::<Vec<_>>());

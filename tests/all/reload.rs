@@ -107,3 +107,83 @@ fn plugins_swapped_under_load_lose_nothing_and_a_broken_one_is_rejected() {
     }
     assert_eq!(out.len(), 10_400);
 }
+
+/// Writes a new config the way an editor or a deploy does: a rename.
+fn edit(config: &Path, text: &str, n: usize) {
+    let staged = config.with_extension(format!("edit{n}"));
+    std::fs::write(&staged, text).unwrap();
+    std::fs::rename(&staged, config).unwrap();
+}
+
+#[test]
+fn config_edits_add_remove_and_restart_only_the_pipelines_that_changed() {
+    let Setup {
+        tansu,
+        t: a,
+        config,
+        _dir,
+    } = setup_with(2, 0, fixtures::ECHO, &|_| vec![], "");
+    let b = crate::kafka::Topics::new(0);
+    b.create(&tansu, 1);
+    let original = std::fs::read_to_string(&config).unwrap();
+    let pipeline_b = format!(
+        "\n[[pipeline]]\nname = \"b\"\ninput = \"{}\"\noutput = \"{}\"\ndead_letter = \"{}\"\nplugin = \"{}\"\n",
+        b.input,
+        b.output,
+        b.dead,
+        fixtures::FAN_OUT
+    );
+    let weir = WeirProcess::start(&config);
+    tansu.produce(&a.input, &messages(0..100, "1"));
+    tansu.consume(&[&a.output], 100, LONG, None);
+
+    // Added: b starts; a is left alone.
+    edit(&config, &(original.clone() + &pipeline_b), 0);
+    wait_for_log(&weir, "pipeline added to the config", 1);
+    tansu.produce(&b.input, &messages(0..10, "2"));
+    tansu.consume(&[&b.output], 20, LONG, None);
+    assert_eq!(
+        weir.log_text().matches("pipeline settings changed").count(),
+        0
+    );
+
+    // Changed while messages flow: a restarts with fan-out, nothing lost or doubled.
+    tansu.produce(&a.input, &messages(1000..4000, "1"));
+    let changed = original.replace(fixtures::ECHO, fixtures::FAN_OUT) + &pipeline_b;
+    edit(&config, &changed, 1);
+    wait_for_log(&weir, "restarted with its new settings", 1);
+
+    // A broken edit changes nothing.
+    edit(&config, "[kafka]\nbrokers = 1\n", 2);
+    wait_for_log(&weir, "config reload rejected", 1);
+    tansu.produce(&b.input, &messages(10..20, "2"));
+    tansu.consume(&[&b.output], 40, LONG, None);
+
+    // Removed: b stops; what reaches its input stays there.
+    edit(
+        &config,
+        &original.replace(fixtures::ECHO, fixtures::FAN_OUT),
+        3,
+    );
+    wait_for_log(&weir, "pipeline removed from the config", 1);
+    std::thread::sleep(Duration::from_secs(1));
+    tansu.produce(&b.input, &messages(20..30, "2"));
+
+    let out_a = tansu.consume(&[&a.output], 3100, LONG, Some(IDLE));
+    let out_b = tansu.consume(&[&b.output], 40, LONG, Some(IDLE));
+    weir.signal("TERM");
+    assert!(weir.wait(LONG).success());
+    assert_eq!(out_b.len(), 40, "b handled nothing after it was removed");
+    let mut per_key: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &out_a {
+        *per_key
+            .entry(r["key"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    let wrong: Vec<_> = per_key.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(
+        wrong.is_empty(),
+        "every message of a once across its restart: {wrong:?}"
+    );
+    assert_eq!(per_key.len(), 3100);
+}
