@@ -194,6 +194,7 @@ pub async fn run(
     let mut policy = Policy::new(&spec);
     let mut policy_stop = None;
     let mut consume_errors: u32 = 0;
+    let mut last_offsets: HashMap<i32, i64> = HashMap::new();
     let mut last_consume_warning = std::time::Instant::now();
 
     loop {
@@ -255,6 +256,16 @@ pub async fn run(
                 stats.consumed += 1;
                 let message = to_message(&msg);
                 drop(msg);
+                if let Some(last) = last_offsets.insert(message.partition, message.offset) {
+                    if message.offset > last + 1 {
+                        // Compaction and transaction markers leave gaps too; a broker fault would.
+                        tracing::warn!(
+                            pipeline = %name,
+                            "{}[{}] jumped from offset {last} to {}: the broker delivered nothing in between",
+                            message.topic, message.partition, message.offset
+                        );
+                    }
+                }
                 // A reloaded plugin takes over between two messages.
                 while let Some(fresh) = swaps.as_mut().and_then(|rx| rx.try_recv().ok()) {
                     instance = fresh;

@@ -167,7 +167,9 @@ impl Tansu {
             Some(idle) => {
                 // Wait for `count`; whether they all came is the caller's
                 // assertion, made on the full read that follows.
-                let _ = self.read(topics, count, timeout, None);
+                if let Err(e) = self.read(topics, count, timeout, None) {
+                    eprintln!("{e}");
+                }
                 self.read(topics, count, timeout, Some(idle))
                     .expect("the topics can be read")
             }

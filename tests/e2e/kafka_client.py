@@ -234,6 +234,11 @@ async def consume(args: argparse.Namespace) -> None:
         isolation_level=args.isolation,
     )
     got = 0
+    # tansu reports a partition's high watermark short (its last batch's base
+    # offset + 1), and aiokafka answers a position past it by resetting to
+    # the earliest offset: the same record can come back. A record is its
+    # (topic, partition, offset); each is printed and counted once.
+    seen: set[tuple[str, int, int]] = set()
     try:
         await asyncio.wait_for(consumer.start(), args.timeout)
         tps = await assign_all_partitions(consumer, list(dict.fromkeys(args.topic)), deadline)
@@ -254,6 +259,9 @@ async def consume(args: argparse.Namespace) -> None:
                 for r in records:
                     if args.count is not None and got >= args.count:
                         break
+                    if (r.topic, r.partition, r.offset) in seen:
+                        continue
+                    seen.add((r.topic, r.partition, r.offset))
                     emit(
                         {
                             "topic": r.topic,
