@@ -30,15 +30,13 @@ use std::time::Duration;
 use rdkafka::Message as _;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
-use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::Kafka;
 use crate::jsonl;
 use crate::pipeline::to_message;
 use crate::plugin::{Instance, Message, Outcome, World};
-use crate::proxy::{ConsumerProxy, ProducerProxy, base_config};
+use crate::proxy::{ConsumerProxy, ProducerProxy, base_config, future_record};
 
 /// How long a send may wait for its acknowledgement.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -152,21 +150,12 @@ impl Producer {
             }
         }
         let producer = self.proxy.connect()?;
-        let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
-        for (key, value) in &message.headers {
-            headers = headers.insert(KafkaHeader {
-                key,
-                value: value.as_deref(),
-            });
-        }
-        let mut record: FutureRecord<'_, [u8], [u8]> =
-            FutureRecord::to(&self.topic).headers(headers);
-        if let Some(k) = &message.key {
-            record = record.key(k);
-        }
-        if let Some(v) = &message.value {
-            record = record.payload(v);
-        }
+        let record = future_record(
+            &self.topic,
+            message.key.as_deref(),
+            message.value.as_deref(),
+            &message.headers,
+        );
         match producer.send(record, SEND_TIMEOUT).await {
             Ok(d) => Ok((d.partition, d.offset)),
             Err((e, _)) => Err(e.into()),
@@ -252,20 +241,7 @@ pub async fn seed(
     let mut last = HashMap::new();
     for (i, r) in records.iter().enumerate() {
         let topic = r.topic.as_deref().unwrap_or(default_topic);
-        let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
-        for (key, value) in &r.headers {
-            headers = headers.insert(KafkaHeader {
-                key,
-                value: value.as_deref(),
-            });
-        }
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
-        if let Some(k) = &r.key {
-            record = record.key(k);
-        }
-        if let Some(v) = &r.value {
-            record = record.payload(v);
-        }
+        let mut record = future_record(topic, r.key.as_deref(), r.value.as_deref(), &r.headers);
         if let Some(p) = r.partition {
             record = record.partition(p);
         }

@@ -17,14 +17,14 @@ use std::time::Duration;
 use anyhow::Context as _;
 use rdkafka::Message as _;
 use rdkafka::consumer::Consumer as _;
-use rdkafka::message::{BorrowedMessage, Header as KafkaHeader, Headers as _, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureRecord};
+use rdkafka::message::{BorrowedMessage, Headers as _};
+use rdkafka::producer::DeliveryFuture;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::watch;
 
 use crate::config::{Breaker, BreakerAction, FailureAction, Kafka, OnFailure, Pipeline};
 use crate::plugin::{Abort, Header, Instance, Message, Outcome};
-use crate::proxy::{ConsumerProxy, ProducerProxy, WeirProducer, base_config};
+use crate::proxy::{ConsumerProxy, ProducerProxy, WeirProducer, base_config, future_record};
 
 /// The wait after a failed consume (an unreachable broker), and how often
 /// a lasting failure is logged.
@@ -64,24 +64,13 @@ struct Record {
 
 impl Record {
     fn send(&self, producer: &WeirProducer) -> Result<DeliveryFuture, rdkafka::error::KafkaError> {
-        let mut headers = OwnedHeaders::new_with_capacity(self.headers.len());
-        for (key, value) in &self.headers {
-            headers = headers.insert(KafkaHeader {
-                key,
-                value: value.as_deref(),
-            });
-        }
-        let mut record: FutureRecord<'_, [u8], [u8]> =
-            FutureRecord::to(&self.topic).headers(headers);
-        if let Some(k) = &self.key {
-            record = record.key(k.as_slice());
-        }
-        if let Some(v) = &self.value {
-            record = record.payload(v.as_slice());
-        }
-        if let Some(t) = self.timestamp {
-            record = record.timestamp(t);
-        }
+        let mut record = future_record(
+            &self.topic,
+            self.key.as_deref(),
+            self.value.as_deref(),
+            &self.headers,
+        );
+        record.timestamp = self.timestamp;
         producer.send_result(record).map_err(|(e, _)| e)
     }
 }

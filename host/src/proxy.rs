@@ -13,7 +13,8 @@ use rdkafka::ClientConfig;
 use rdkafka::ClientContext;
 use rdkafka::consumer::{CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::producer::{FutureProducer, Producer as _};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::topic_partition_list::TopicPartitionList;
 
 use crate::config::Kafka;
@@ -227,4 +228,25 @@ impl ConsumerProxy {
         consumer.unsubscribe();
         committed
     }
+}
+
+/// A record to send, borrowed from owned parts; the one place weir turns
+/// key, value and headers into what rdkafka sends.
+pub fn future_record<'a>(
+    topic: &'a str,
+    key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
+    headers: &[(String, Option<Vec<u8>>)],
+) -> FutureRecord<'a, [u8], [u8]> {
+    let mut owned = OwnedHeaders::new_with_capacity(headers.len());
+    for (key, value) in headers {
+        owned = owned.insert(Header {
+            key,
+            value: value.as_deref(),
+        });
+    }
+    let mut record = FutureRecord::to(topic).headers(owned);
+    record.key = key;
+    record.payload = value;
+    record
 }
