@@ -83,10 +83,10 @@ impl Producer {
         topic: impl Into<String>,
         validator: Option<Instance>,
     ) -> Result<Self, ProduceError> {
-        if let Some(world) = validator.as_ref().map(|v| v.plugin().world()) {
-            if world != World::Validator {
-                return Err(ProduceError::NotAValidator(world));
-            }
+        if let Some(world) = validator.as_ref().map(|v| v.plugin().world())
+            && world != World::Validator
+        {
+            return Err(ProduceError::NotAValidator(world));
         }
         Ok(Producer {
             proxy,

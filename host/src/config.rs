@@ -762,7 +762,8 @@ mod tests {
         // A folder per call: tests run in parallel and rewrite these files.
         static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("weir-config-test-{}-{call}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("weir-config-test-{}-{call}", std::process::id()));
         std::fs::create_dir_all(dir.join("schemas")).unwrap();
         std::fs::write(dir.join("p.wasm"), b"").unwrap();
         std::fs::write(dir.join("schemas/order.json"), b"{\"type\":\"object\"}").unwrap();

@@ -15,6 +15,9 @@ use serde_json::{Map, Value, json};
 
 use crate::plugin::{Header, Message, Output};
 
+/// Headers as name and optional value, in order.
+pub type Headers = Vec<(String, Option<Vec<u8>>)>;
+
 /// One input line.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Record {
@@ -23,7 +26,7 @@ pub struct Record {
     pub timestamp: Option<i64>,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
-    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub headers: Headers,
 }
 
 impl Record {
@@ -97,7 +100,7 @@ pub fn parse_line(line: &str) -> Result<Record, String> {
     Ok(record)
 }
 
-fn decode_headers(h: &Value) -> Result<Vec<(String, Option<Vec<u8>>)>, String> {
+fn decode_headers(h: &Value) -> Result<Headers, String> {
     match h {
         Value::Null => Ok(Vec::new()),
         Value::Object(map) => map

@@ -245,8 +245,8 @@ pub async fn run(
                 stats.consumed += 1;
                 let message = to_message(&msg);
                 drop(msg);
-                if let Some(last) = last_offsets.insert(message.partition, message.offset) {
-                    if message.offset > last + 1 {
+                if let Some(last) = last_offsets.insert(message.partition, message.offset)
+                    && message.offset > last + 1 {
                         // Compaction and transaction markers leave gaps too; a broker fault would.
                         tracing::warn!(
                             pipeline = %name,
@@ -254,7 +254,6 @@ pub async fn run(
                             message.topic, message.partition, message.offset
                         );
                     }
-                }
                 // A reloaded plugin takes over between two messages.
                 while let Some(fresh) = swaps.as_mut().and_then(|rx| rx.try_recv().ok()) {
                     instance = fresh;

@@ -171,13 +171,13 @@ impl LogTags {
             "error" => tracing::error!(target: "weir::guest", pipeline, plugin, "{line}"),
             _ => tracing::info!(target: "weir::guest", pipeline, plugin, source, "{line}"),
         }
-        if let Some(capture) = &self.capture {
-            if let Ok(mut lines) = capture.lock() {
-                lines.push(GuestLine {
-                    source,
-                    line: line.to_string(),
-                });
-            }
+        if let Some(capture) = &self.capture
+            && let Ok(mut lines) = capture.lock()
+        {
+            lines.push(GuestLine {
+                source,
+                line: line.to_string(),
+            });
         }
     }
 }
@@ -497,10 +497,10 @@ impl Instance {
 
     /// Hands `msg` to the plugin within the call deadline and memory limit.
     pub fn call(&mut self, msg: &Message) -> Outcome {
-        if self.guest.is_none() {
-            if let Err(e) = self.replace() {
-                return Outcome::Failed(format!("the plugin could not be restarted: {e}"));
-            }
+        if self.guest.is_none()
+            && let Err(e) = self.replace()
+        {
+            return Outcome::Failed(format!("the plugin could not be restarted: {e}"));
         }
         self.store.set_epoch_deadline(ticks(self.limits.timeout));
         self.refuel(self.limits.fuel);

@@ -46,10 +46,11 @@ impl ClientContext for LoggingContext {
     fn error(&self, error: KafkaError, reason: &str) {
         let text = format!("{error}: {reason}");
         let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((previous, at)) = last.as_ref() {
-            if *previous == text && at.elapsed() < REPEAT_QUIET {
-                return;
-            }
+        if let Some((previous, at)) = last.as_ref()
+            && *previous == text
+            && at.elapsed() < REPEAT_QUIET
+        {
+            return;
         }
         tracing::warn!(pipeline = %self.owner, "kafka: {text}");
         *last = Some((text, Instant::now()));

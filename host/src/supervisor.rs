@@ -319,7 +319,7 @@ fn watch_config(
                 if !touches(event) {
                     continue;
                 }
-                reload::settle(&raw_rx, |e| touches(e));
+                reload::settle(&raw_rx, &touches);
                 if tx.send(path.clone()).is_err() {
                     return;
                 }
