@@ -12,7 +12,11 @@ WEIR_CACHE=${WEIR_CACHE:-$HOME/.cache/weir}
 TANSU_VERSION=0.6.0
 AIOKAFKA_VERSION=0.14.0
 
-TANSU="$WEIR_CACHE/tansu/bin/tansu"
+# dynostore: the in-memory engine; libsql: file-backed storage that
+# survives a broker restart. The folder names the build, so a change of
+# version or features builds anew instead of reusing the wrong binary.
+TANSU_ROOT="$WEIR_CACHE/tansu-$TANSU_VERSION-libsql"
+TANSU="$TANSU_ROOT/bin/tansu"
 VENV="$WEIR_CACHE/venv"
 PYTHON="$VENV/bin/python"
 
@@ -61,7 +65,7 @@ fi
 
 if [ ! -x "$TANSU" ]; then
     step "building tansu $TANSU_VERSION (about 20 minutes)" \
-        cargo install --locked tansu --version "$TANSU_VERSION" --features dynostore --root "$WEIR_CACHE/tansu"
+        cargo install --locked tansu --version "$TANSU_VERSION" --features dynostore,libsql --root "$TANSU_ROOT"
     [ -x "$TANSU" ] || fail "cargo install finished but $TANSU is missing"
 fi
 

@@ -568,3 +568,31 @@ fn a_broker_down_at_start_is_waited_for_and_logged_then_nothing_is_lost() {
     assert!(weir.wait(LONG).success());
     check_ids(&out, 500, true);
 }
+
+#[test]
+fn a_broker_stopped_and_restarted_mid_run_loses_nothing() {
+    let dir = TempDir::new();
+    let mut tansu = Tansu::start_persistent(&dir.0.join("tansu.db"));
+    let t = Topics::new(0);
+    t.create(&tansu, 2);
+    let config = write_config(
+        &dir,
+        &tansu.bootstrap,
+        &t,
+        fixtures::JSON_SCHEMA,
+        &[("schema", ORDER_SCHEMA)],
+        "",
+    );
+    tansu.produce(&t.input, &(0..3000).map(order).collect::<Vec<_>>());
+    let weir = WeirProcess::start(&config);
+    tansu.consume(&[&t.output], 100, LONG, None);
+    tansu.stop();
+    std::thread::sleep(Duration::from_secs(3));
+    tansu.restart();
+    tansu.produce(&t.input, &(3000..4000).map(order).collect::<Vec<_>>());
+    let out = tansu.consume(&[&t.output], 4000, Duration::from_secs(180), Some(IDLE));
+    weir.signal("TERM");
+    assert!(weir.wait(LONG).success());
+    let duplicates = check_ids(&out, 4000, false);
+    eprintln!("broker restart: 0 lost, {duplicates} duplicates");
+}

@@ -31,7 +31,10 @@ fn tool(var: &str, default: PathBuf) -> PathBuf {
 }
 
 pub fn tansu_binary() -> PathBuf {
-    tool("WEIR_TANSU", cache_dir().join("tansu/bin/tansu"))
+    tool(
+        "WEIR_TANSU",
+        cache_dir().join("tansu-0.6.0-libsql/bin/tansu"),
+    )
 }
 
 pub fn python() -> PathBuf {
@@ -70,6 +73,10 @@ pub struct Tansu {
     child: Child,
     pub bootstrap: String,
     port: u16,
+    /// Where its records live: memory, or a file that survives a restart.
+    storage: String,
+    /// The working folder a file storage is named from.
+    folder: Option<PathBuf>,
 }
 
 impl Tansu {
@@ -83,19 +90,45 @@ impl Tansu {
     }
 
     pub fn start_on(port: u16) -> Tansu {
-        let child = Self::spawn(port);
+        Tansu::launch(port, "memory://tansu/".to_string(), None)
+    }
+
+    /// A broker whose records live in `file` (SQLite), so they survive
+    /// [`Tansu::restart`].
+    pub fn start_persistent(file: &Path) -> Tansu {
+        // tansu reads the path relative to its working folder, even one
+        // that starts with a slash: name the file from there.
+        let name = file.file_name().unwrap().to_string_lossy();
+        Tansu::launch(free_port(), format!("sqlite://{name}"), file.parent())
+    }
+
+    fn launch(port: u16, storage: String, folder: Option<&Path>) -> Tansu {
+        let child = Self::spawn(port, &storage, folder);
         let tansu = Tansu {
             child,
             bootstrap: format!("127.0.0.1:{port}"),
             port,
+            storage,
+            folder: folder.map(Path::to_path_buf),
         };
         tansu.wait_ready();
         tansu
     }
 
-    fn spawn(port: u16) -> Child {
+    /// Stops the broker and starts it again on the same port and storage.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = Self::spawn(self.port, &self.storage, self.folder.as_deref());
+        self.wait_ready();
+    }
+
+    fn spawn(port: u16, storage: &str, folder: Option<&Path>) -> Child {
         let url = format!("tcp://127.0.0.1:{port}");
-        Command::new(tansu_binary())
+        let mut command = Command::new(tansu_binary());
+        if let Some(folder) = folder {
+            command.current_dir(folder);
+        }
+        command
             .args([
                 "broker",
                 "--listener-url",
@@ -103,7 +136,7 @@ impl Tansu {
                 "--advertised-listener-url",
                 &url,
             ])
-            .args(["--storage-engine", "memory://tansu/"])
+            .args(["--storage-engine", storage])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .env("RUST_LOG", "warn")
@@ -111,7 +144,7 @@ impl Tansu {
             .expect("tansu starts")
     }
 
-    /// Kills the broker (its memory storage is lost).
+    /// Kills the broker (memory storage is lost; a file stays).
     pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
