@@ -891,6 +891,18 @@ memory = "16MiB"
     }
 
     #[test]
+    fn a_missing_dead_letter_topic_and_wrong_types_are_named() {
+        let e = parse(&GOOD.replace("dead_letter = \"orders.invalid\"\n", "")).unwrap_err();
+        assert!(e.message.contains("dead_letter"), "{e}");
+        assert!(e.line.is_some(), "{e}");
+        let e = parse(&GOOD.replace("timeout = \"250ms\"", "timeout = 250")).unwrap_err();
+        assert_eq!(e.line, Some(19), "{e}");
+        assert!(e.message.contains("string"), "{e}");
+        let e = parse("[kafka\nbrokers = 1").unwrap_err();
+        assert_eq!(e.line, Some(1), "{e}");
+    }
+
+    #[test]
     fn sizes_and_durations() {
         assert_eq!(parse_size("64MiB"), Ok(64 << 20));
         assert!(parse_size("64 parsecs").is_err());
