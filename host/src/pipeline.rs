@@ -261,8 +261,7 @@ pub async fn run(
                 }
                 let records = match policy.decide(&spec, &mut instance, &message, &mut shutdown, &mut stats).await {
                     Decision::Handle(outcome) => {
-                        let plugin = instance.plugin().name.clone();
-                        outcome_records(&spec, &plugin, message.clone(), outcome, &mut stats)
+                        outcome_records(&spec, &instance.plugin().name, &message, outcome, &mut stats)
                     }
                     Decision::Skip => {
                         stats.skipped += 1;
@@ -363,10 +362,8 @@ impl Policy {
             offset = message.offset,
             plugin = %instance.plugin().name,
         );
-        let place = format!(
-            "{}[{}]@{}",
-            message.topic, message.partition, message.offset
-        );
+        // Only formatted when something is logged: this is the per-message path.
+        let place = Place(message);
         loop {
             let mut attempt = 0;
             let outcome = loop {
@@ -435,6 +432,19 @@ impl Policy {
     }
 }
 
+/// Names a message as `topic[partition]@offset` in log lines.
+struct Place<'a>(&'a Message);
+
+impl std::fmt::Display for Place<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}[{}]@{}",
+            self.0.topic, self.0.partition, self.0.offset
+        )
+    }
+}
+
 /// The reason, when the outcome is one the failure policy handles.
 fn failure(outcome: &Outcome) -> Option<String> {
     match outcome {
@@ -462,14 +472,14 @@ async fn sleep_or_shutdown(d: Duration, shutdown: &mut watch::Receiver<bool>) ->
 fn outcome_records(
     spec: &Pipeline,
     plugin: &str,
-    message: Message,
+    message: &Message,
     outcome: Outcome,
     stats: &mut Stats,
 ) -> Vec<Record> {
     let dead = |kind: &str, reason: String, stats: &mut Stats| {
         tracing::debug!(kind, reason = %reason, "dead-lettered");
         *stats.dead_lettered.entry(kind.to_string()).or_default() += 1;
-        vec![dead_letter(spec, plugin, &message, kind, &reason)]
+        vec![dead_letter(spec, plugin, message, kind, &reason)]
     };
     match outcome {
         Outcome::Accepted => {
