@@ -56,6 +56,8 @@ command -v cargo >/dev/null && command -v rustup >/dev/null \
     || fail "cargo and rustup must be on PATH (this machine kind ships them)"
 command -v cc >/dev/null && command -v make >/dev/null && command -v pkg-config >/dev/null \
     || apt_install build-essential pkg-config
+# librdkafka is built with OpenSSL (TLS and SCRAM to Kafka).
+[ -f /usr/include/openssl/ssl.h ] || apt_install libssl-dev
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 \
     || apt_install python3 python3-venv
 
