@@ -1,21 +1,20 @@
 //! The `weir` command: `run`, `check` and `test`.
 
 use std::collections::HashMap;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use serde_json::{Value, json};
 
 use crate::client::{header_text, read_all, seed};
-use crate::config::{Config, Limits};
+use crate::config::Config;
 use crate::embedded::EmbeddedBroker;
 use crate::jsonl;
 use crate::pipeline::StopAt;
-use crate::plugin::{LogTags, Outcome, Plugin, Runtime};
+use crate::plugin::{LogTags, Plugin, Runtime};
 use crate::supervisor::Supervisor;
 
 /// Runs Kafka pipelines through sandboxed WebAssembly plugins.
@@ -39,7 +38,7 @@ enum LogFormat {
 enum Command {
     Run(Run),
     Check(Check),
-    Test(Test),
+    Test(crate::testrun::Test),
 }
 
 /// Runs every pipeline of the config until SIGINT or SIGTERM.
@@ -70,26 +69,11 @@ pub struct Check {
     config: PathBuf,
 }
 
-/// Runs a plugin offline over JSON-lines messages and prints one JSON line
-/// of result per message.
-#[derive(Parser)]
-pub struct Test {
-    /// The plugin's `.wasm` component.
-    plugin: PathBuf,
-    /// JSON lines `{"key":…, "value":…, "headers":{…}, "topic":…}`; stdin if absent.
-    #[arg(long, short)]
-    input: Option<PathBuf>,
-    /// A `key=value` for the plugin's init (repeatable); `key=@file` reads a file.
-    #[arg(long = "config", short = 'c', value_name = "KEY=VALUE")]
-    config: Vec<String>,
-    /// The topic messages seem to come from when a line names none.
-    #[arg(long, default_value = "test")]
-    topic: String,
-}
-
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    // `weir test` shows a plugin's lines beside each message instead.
+    let guest_lines = !matches!(cli.command, Command::Test(_));
+    init_tracing(cli.log_format, guest_lines);
     let result = match cli.command {
         Command::Run(c) => c.execute(),
         Command::Check(c) => c.execute(),
@@ -104,9 +88,14 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(format: LogFormat) {
+fn init_tracing(format: LogFormat, guest_lines: bool) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let default = if guest_lines {
+        "info"
+    } else {
+        "info,weir::guest=off"
+    };
+    let filter = EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -366,96 +355,5 @@ impl Check {
         }
         println!("ok");
         Ok(ExitCode::SUCCESS)
-    }
-}
-
-impl Test {
-    fn execute(self) -> anyhow::Result<ExitCode> {
-        let mut config = Vec::new();
-        for pair in &self.config {
-            let (k, v) = pair
-                .split_once('=')
-                .with_context(|| format!("--config {pair:?}: expected KEY=VALUE"))?;
-            let v = match v.strip_prefix('@') {
-                Some(file) => std::fs::read_to_string(file)
-                    .with_context(|| format!("--config {k}: cannot read {file}"))?,
-                None => v.to_string(),
-            };
-            config.push((k.to_string(), v));
-        }
-        let runtime = Runtime::new()?;
-        let plugin = match runtime.load(&self.plugin) {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Ok(ExitCode::from(2));
-            }
-        };
-        let capture = Arc::new(Mutex::new(Vec::new()));
-        let tags = LogTags {
-            pipeline: "test".into(),
-            plugin: plugin.name.clone(),
-            capture: Some(Arc::clone(&capture)),
-        };
-        let mut instance = match plugin.instantiate(&config, &Limits::default(), tags) {
-            Ok(i) => i,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Ok(ExitCode::from(2));
-            }
-        };
-        let input: Box<dyn BufRead> = match &self.input {
-            Some(path) => Box::new(std::io::BufReader::new(
-                std::fs::File::open(path)
-                    .with_context(|| format!("cannot open {}", path.display()))?,
-            )),
-            None => Box::new(std::io::stdin().lock()),
-        };
-        let source = self
-            .input
-            .as_ref()
-            .map_or("stdin".to_string(), |p| p.display().to_string());
-        let mut out = std::io::stdout().lock();
-        let mut bad_lines = 0;
-        for (i, line) in input.lines().enumerate() {
-            let line = line.with_context(|| format!("{source}:{}", i + 1))?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            let record = match jsonl::parse_line(&line) {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("error: {source}:{}: {e}", i + 1);
-                    bad_lines += 1;
-                    continue;
-                }
-            };
-            let message = record.to_message(&self.topic, i as i64);
-            let mut result = outcome_json(instance.call(&message));
-            let logs = std::mem::take(&mut *capture.lock().unwrap_or_else(|p| p.into_inner()));
-            result["line"] = json!(i + 1);
-            if !logs.is_empty() {
-                result["logs"] = serde_json::to_value(logs)?;
-            }
-            writeln!(out, "{result}")?;
-        }
-        Ok(if bad_lines > 0 {
-            ExitCode::from(3)
-        } else {
-            ExitCode::SUCCESS
-        })
-    }
-}
-
-/// One result line of `weir test`.
-pub fn outcome_json(outcome: Outcome) -> Value {
-    match outcome {
-        Outcome::Accepted => json!({"result": "accepted"}),
-        Outcome::Outputs(outputs) => {
-            json!({"result": "outputs", "outputs": outputs.iter().map(jsonl::encode_output).collect::<Vec<_>>()})
-        }
-        Outcome::Invalid(reason) => json!({"result": "invalid", "reason": reason}),
-        Outcome::Failed(reason) => json!({"result": "failed", "reason": reason}),
-        Outcome::Aborted(a) => json!({"result": a.kind.as_str(), "reason": a.reason}),
     }
 }

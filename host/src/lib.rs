@@ -4,7 +4,7 @@
 //! [`proxy`] holds lazy Kafka connections, [`pipeline`] runs them,
 //! [`supervisor`] keeps the running pipelines in line with the config,
 //! [`reload`] swaps in changed plugins, [`client`] is the library API,
-//! [`cli`] is the `weir` command.
+//! [`cli`] is the `weir` command, [`testrun`] its offline test runner.
 
 pub mod cli;
 pub mod client;
@@ -16,3 +16,4 @@ pub mod plugin;
 pub mod proxy;
 pub mod reload;
 pub mod supervisor;
+pub mod testrun;
