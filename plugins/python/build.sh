@@ -34,7 +34,7 @@ build() {
     local dir="$here/$1" module=$2 world=$3 name=$4
     shift 4
     local stamp
-    stamp="$( (cat "$dir/$module.py" "$root"/wit/*.wit; "$componentize" --version; echo "$*") | sha256sum | cut -d' ' -f1)"
+    stamp="$( (cat "$dir"/*.py "$here"/common/*.py "$root"/wit/*.wit; "$componentize" --version; echo "$*") | sha256sum | cut -d' ' -f1)"
     if [ ! -f "$out/$name.wasm" ] || [ "$(cat "$out/$name.inputs" 2>/dev/null)" != "$stamp" ]; then
         local paths=(-p "$dir")
         local extra
@@ -51,5 +51,5 @@ build() {
     fi
 }
 
-build json-schema json_schema validator-plugin python_json_schema "$PYTHON_DEPS"
-build router router transformer-plugin python_router
+build json-schema json_schema validator-plugin python_json_schema "$here/common" "$PYTHON_DEPS"
+build router router transformer-plugin python_router "$here/common"

@@ -7,21 +7,18 @@ fastjsonschema (pure Python, bundled into the component; it generates the
 validator's code and runs it with `exec`). A missing or broken schema fails
 `init`, so the pipeline never starts with it; so does a keyword of drafts
 2019-09/2020-12 that fastjsonschema (drafts 4, 6 and 7) would silently ignore.
-A null, non-UTF-8 or non-JSON value (strict JSON as serde_json reads it:
-no NaN/Infinity, no lone surrogates, at most 128 levels deep), or one that
-breaks the schema, is `invalid`, naming the first violation, e.g.
-`data.id must be integer`.
+A null, non-UTF-8 or non-JSON value (as strict as serde_json: see
+../common/strict_json.py), or one that breaks the schema, is `invalid`,
+naming the first violation, e.g. `data.id must be integer`.
 """
 
 # componentize-py snapshots the modules imported while it builds; the host
 # gives no filesystem to import more from later, so what fastjsonschema
 # loads lazily (the codec it writes string literals with) is imported here.
 import encodings.unicode_escape  # noqa: F401
-import json
-import math
-import re
 
 import fastjsonschema
+import strict_json
 from componentize_py_types import Err
 from wit_world import exports
 from wit_world.imports.types import Error_Failed, Error_Invalid
@@ -59,36 +56,6 @@ def unsupported(schema, pointer=""):
                 yield from unsupported(sub, where)
 
 
-def finite(text):
-    number = float(text)
-    if math.isinf(number):
-        raise ValueError(f"number out of range: {text}")
-    return number
-
-
-def reject_constant(name):
-    raise ValueError(f"{name} is not JSON")
-
-
-def too_deep(value, depth=0):
-    if depth > 128:
-        return True
-    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
-    return any(isinstance(v, (dict, list)) and too_deep(v, depth + 1) for v in items)
-
-
-def parse_strict(data):
-    """Parses JSON as strictly as serde_json; raises ValueError naming what is wrong."""
-    text = data.decode("utf-8")
-    value = json.loads(text, parse_constant=reject_constant, parse_float=finite)
-    # Cheap filters first: only a value that could break a rule is walked.
-    if re.search(r"\\u[dD][89a-fA-F]", text):
-        json.dumps(value, ensure_ascii=False).encode("utf-8")  # raises on a lone surrogate
-    if text.count("[") + text.count("{") > 128 and too_deep(value):
-        raise ValueError("nested more than 128 levels deep")
-    return value
-
-
 class Validator(exports.Validator):
     def init(self, config):
         global validator
@@ -98,7 +65,7 @@ class Validator(exports.Validator):
         if text is None:
             raise Err("config key `schema` is missing: set it to a JSON Schema document or @file")
         try:
-            schema = json.loads(text, parse_constant=reject_constant)
+            schema = strict_json.loads(text.encode())
         except ValueError as e:
             raise Err(f"config key `schema` is not JSON: {e}")
         problems = list(unsupported(schema))
@@ -118,8 +85,8 @@ class Validator(exports.Validator):
         if msg.value is None:
             raise Err(Error_Invalid("value is null; expected JSON"))
         try:
-            value = parse_strict(msg.value)
-        except (ValueError, RecursionError) as e:  # UnicodeError and JSONDecodeError are ValueErrors
+            value = strict_json.loads(msg.value)
+        except ValueError as e:  # UnicodeError and JSONDecodeError are ValueErrors
             raise Err(Error_Invalid(f"value is not JSON: {e}"))
         try:
             validator(value)

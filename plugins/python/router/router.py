@@ -2,7 +2,8 @@
 besides passing a message on: drop it, fan it out and route it. The Python
 twin of plugins/rust/router, with the same results byte for byte.
 
-The value must be a JSON object, else the message is `invalid`.
+The value must be a JSON object (as strict as serde_json: see
+../common/strict_json.py), else the message is `invalid`.
 - `"drop": true` → no output: the message is dropped.
 - an array field `"items"` → one output per item (the item as compact JSON,
   keys in input order, non-ASCII as UTF-8; the original key and headers plus
@@ -15,46 +16,13 @@ fan-out: whose item) has that value to `<topic>`; anything else goes to the
 pipeline's output topic. Every route must also be declared by the pipeline.
 """
 
-import json
-import math
-import re
-
+import strict_json
 from componentize_py_types import Err
 from wit_world import exports
 from wit_world.imports.log import Level, log
 from wit_world.imports.types import Error_Failed, Error_Invalid, Header, Output
 
 routes = None  # (field, {value: topic}) once init has run
-
-
-def finite(text):
-    number = float(text)
-    if math.isinf(number):
-        raise ValueError(f"number out of range: {text}")
-    return number
-
-
-def reject_constant(name):
-    raise ValueError(f"{name} is not JSON")
-
-
-def too_deep(value, depth=0):
-    if depth > 128:
-        return True
-    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
-    return any(isinstance(v, (dict, list)) and too_deep(v, depth + 1) for v in items)
-
-
-def parse_strict(data):
-    """Parses JSON as strictly as serde_json; raises ValueError naming what is wrong."""
-    text = data.decode("utf-8")
-    value = json.loads(text, parse_constant=reject_constant, parse_float=finite)
-    # Cheap filters first: only a value that could break a rule is walked.
-    if re.search(r"\\u[dD][89a-fA-F]", text):
-        json.dumps(value, ensure_ascii=False).encode("utf-8")  # raises on a lone surrogate
-    if text.count("[") + text.count("{") > 128 and too_deep(value):
-        raise ValueError("nested more than 128 levels deep")
-    return value
 
 
 def topic_for(value):
@@ -82,8 +50,8 @@ class Transformer(exports.Transformer):
         if msg.value is None:
             raise Err(Error_Invalid("value is null; expected a JSON object"))
         try:
-            obj = parse_strict(msg.value)
-        except (ValueError, RecursionError) as e:
+            obj = strict_json.loads(msg.value)
+        except ValueError as e:
             raise Err(Error_Invalid(f"value is not JSON: {e}"))
         if not isinstance(obj, dict):
             raise Err(Error_Invalid("value is JSON but not an object"))
@@ -96,7 +64,7 @@ class Transformer(exports.Transformer):
                 Output(
                     topic=topic_for(item),
                     key=msg.key,
-                    value=json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode(),
+                    value=strict_json.dumps(item).encode(),
                     headers=msg.headers + [Header("weir.split.index", str(index).encode())],
                 )
                 for index, item in enumerate(items)
