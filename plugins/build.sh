@@ -34,3 +34,4 @@ build_rust() {
 }
 
 build_rust
+bash python/build.sh

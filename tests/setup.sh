@@ -81,6 +81,8 @@ if ! venv_ok; then
     venv_ok || fail "aiokafka $AIOKAFKA_VERSION does not import from $PYTHON"
 fi
 
+step "python plugin toolchain" env WEIR_CACHE="$WEIR_CACHE" bash "$(dirname "${BASH_SOURCE[0]}")/../plugins/python/setup.sh"
+
 cat >"$WEIR_CACHE/env.sh.tmp" <<EOF
 export WEIR_TANSU='$TANSU'
 export WEIR_PYTHON='$PYTHON'
