@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the C example plugins into plugins/dist/c_json_schema.wasm and
-# plugins/dist/c_router.wasm, after running the JSON parser's tests natively
-# (under AddressSanitizer, so a leak or overflow fails the build).
+# plugins/dist/c_router.wasm. First runs, natively under AddressSanitizer (a
+# leak, overflow or double free fails the build): the JSON parser's tests
+# (common/json_test.c) and each plugin driven through wit-bindgen's generated
+# entry points and post-return functions (tests/abi_test.c).
 # Usage: bash plugins/c/build.sh   (toolchain: bash plugins/c/setup.sh)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -20,9 +22,26 @@ publish() {
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-cc -std=c11 -Wall -Wextra -Werror -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
-    common/json.c common/json_test.c -o "$out/json_test" -lm
-"$out/json_test" >"$out/json_test.log" || { cat "$out/json_test.log" >&2; echo "error: plugins/c/common/json_test.c failed" >&2; exit 1; }
+# native_test NAME CFLAGS... SOURCES...: builds and runs one test program.
+native_test() {
+    local name=$1
+    shift
+    cc -std=c11 -Wall -Wextra -Werror -Wno-attributes -O1 -g -fsanitize=address,undefined \
+        -fno-sanitize-recover=all -o "$out/$name" "$@" -lm
+    "$out/$name" >"$out/$name.log" 2>&1 || {
+        cat "$out/$name.log" >&2
+        echo "error: the C plugins' test $name failed" >&2
+        exit 1
+    }
+}
+native_test json_test common/json.c common/json_test.c
+for world in validator transformer; do
+    "$WIT_BINDGEN" c ../../wit --world $world-plugin --out-dir "$out/$world" >/dev/null 2>&1
+done
+native_test abi_json_schema -I "$out/validator" tests/abi_test.c json-schema/json_schema.c json-schema/schema.c \
+    common/json.c "$out/validator/validator_plugin.c"
+native_test abi_router -DTRANSFORMER -I "$out/transformer" tests/abi_test.c router/router.c common/json.c \
+    "$out/transformer/transformer_plugin.c"
 
 build_component ../../wit validator-plugin "$out/c_json_schema.wasm" \
     json-schema/json_schema.c json-schema/schema.c common/json.c

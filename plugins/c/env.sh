@@ -27,7 +27,9 @@ WASI_ADAPTER="$WEIR_C_CACHE/adapter-$WEIR_C_ADAPTER_VERSION/wasi_snapshot_previe
 
 # build_component WIT_DIR WORLD OUT.wasm SOURCE.c...
 # Generates the world's bindings, compiles them with the sources as a
-# reactor (-O2, debug info stripped) and makes a component. The WIT's types
+# reactor (-O2, debug info stripped; the 2 KB name section stays for readable
+# trap backtraces, and clang's producers section names the language, which
+# --strip-all would drop) and makes a component. The WIT's types
 # reach the core module through the object file wit-bindgen writes (a
 # `component-type` custom section: what `wasm-tools component embed` would
 # add; wit-bindgen 0.61's --no-object-file still references that object, so

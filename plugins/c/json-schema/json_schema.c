@@ -45,7 +45,7 @@ bool exports_weir_plugin_validator_init(validator_plugin_list_tuple2_string_stri
     } else if (text == NULL) {
         init_error(err, "config key `schema` is missing: set it to a JSON Schema document or @file");
     } else if ((schema = json_parse(text->ptr, text->len, &schema_doc, message, 200)) == NULL) {
-        char full[300];
+        char full[1300];
         snprintf(full, sizeof full, "config key `schema` is not JSON: %s", message);
         init_error(err, full);
     } else if (!schema_check(schema, message, sizeof message)) {
