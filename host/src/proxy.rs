@@ -106,6 +106,12 @@ pub fn base_config(kafka: &Kafka, bootstrap: &str) -> ClientConfig {
 
 fn set_default(c: &mut ClientConfig, key: &str, value: &str) {
     if c.get(key).is_none() {
+    /// Consumers report every `statistics.interval.ms` while metrics are
+    /// served: consumer lag and group state for `/metrics` and `/health`.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        crate::metrics::registry().statistics(&self.owner, &statistics);
+    }
+
         c.set(key, value);
     }
 }
@@ -251,3 +257,10 @@ pub fn future_record<'a>(
     record.payload = value;
     record
 }
+        if crate::metrics::registry().is_serving() {
+            set_default(
+                &mut config,
+                "statistics.interval.ms",
+                crate::metrics::STATISTICS_INTERVAL_MS,
+            );
+        }
