@@ -1,4 +1,5 @@
-//! The `weir` command: `run`, `check` and `test`.
+//! The `weir` command: `run`, `check`, `test` (in [`crate::testrun`]) and
+//! `new` (in [`crate::scaffold`]).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -39,6 +40,7 @@ enum Command {
     Run(Run),
     Check(Check),
     Test(crate::testrun::Test),
+    New(crate::scaffold::New),
 }
 
 /// Runs every pipeline of the config until SIGINT or SIGTERM.
@@ -78,6 +80,7 @@ pub fn main() -> ExitCode {
         Command::Run(c) => c.execute(),
         Command::Check(c) => c.execute(),
         Command::Test(c) => c.execute(),
+        Command::New(c) => c.execute(),
     };
     match result {
         Ok(code) => code,

@@ -19,5 +19,6 @@ pub mod pipeline;
 pub mod plugin;
 pub mod proxy;
 pub mod reload;
+pub mod scaffold;
 pub mod supervisor;
 pub mod testrun;
