@@ -1,0 +1,93 @@
+// A validator plugin that accepts a message only if its value is JSON that
+// conforms to a JSON Schema: the JavaScript twin of plugins/rust/json-schema,
+// answering the same verdict for every message.
+//
+// Config: `schema` = the JSON Schema document as text (the host reads
+// `schema = "@file.json"` from a file). It is compiled once in `init`; a
+// missing or non-JSON schema, or a `$schema` draft the library lacks, fails
+// `init`. A null, non-UTF-8 or non-JSON value, or one that breaks the schema,
+// is `invalid`, naming each violation (up to ten) by its JSON pointer.
+//
+// The library is @cfworker/json-schema (drafts 4, 7, 2019-09, 2020-12): pure
+// JavaScript without eval, so it runs in the component's SpiderMonkey.
+// The value is parsed as strictly as serde_json does (../common/json.js).
+// JavaScript numbers are doubles: 1 and 1.0 are the same value (both
+// integers, as JSON Schema says) and integers past 2^53 lose precision.
+
+import { Validator } from '@cfworker/json-schema';
+import { parseJson, parseText } from '../common/json.js';
+
+const MAX_REPORTED = 10;
+const SUMMARY = /^(A subschema had errors|Property ".*" does not match schema|Items did not match schema)\.$/s;
+
+// `$schema` URI (without a trailing `#`) → the library's draft name. No
+// `$schema`: 2020-12, as the Rust plugin's `jsonschema` crate assumes.
+const DRAFTS = new Map([
+  ['https://json-schema.org/draft/2020-12/schema', '2020-12'],
+  ['https://json-schema.org/draft/2019-09/schema', '2019-09'],
+  ['http://json-schema.org/draft-07/schema', '7'],
+  ['http://json-schema.org/draft-04/schema', '4'],
+]);
+
+let compiled = null;
+
+// `/id: Instance type "string" is invalid. Expected "integer".`
+function describe(error) {
+  const pointer = error.instanceLocation.replace(/^#/, '') || '(root)';
+  return `${pointer}: ${error.error}`;
+}
+
+export const validator = {
+  init(config) {
+    if (compiled !== null) throw 'init was called twice';
+    const entry = config.find(([key]) => key === 'schema');
+    if (entry === undefined) {
+      throw 'config key `schema` is missing: set it to a JSON Schema document or @file';
+    }
+    let schema;
+    try {
+      schema = parseText(entry[1]);
+    } catch (e) {
+      throw `config key \`schema\` is not JSON: ${e.message}`;
+    }
+    if (typeof schema !== 'boolean' && (schema === null || typeof schema !== 'object' || Array.isArray(schema))) {
+      throw 'config key `schema` is not a valid JSON Schema: it must be an object or a boolean';
+    }
+    let draft = '2020-12';
+    if (typeof schema === 'object' && schema.$schema !== undefined) {
+      draft = DRAFTS.get(String(schema.$schema).replace(/#$/, ''));
+      if (draft === undefined) {
+        throw `config key \`schema\`: unsupported $schema ${JSON.stringify(schema.$schema)}; use one of ${[...DRAFTS.keys()].join(', ')}`;
+      }
+    }
+    try {
+      // shortCircuit = false: report every violation, not just the first.
+      compiled = new Validator(schema, draft, false);
+    } catch (e) {
+      throw `config key \`schema\` is not a valid JSON Schema: ${e.message}`;
+    }
+  },
+
+  validate(msg) {
+    if (compiled === null) throw { tag: 'failed', val: 'validate was called before init' };
+    if (msg.value == null) throw { tag: 'invalid', val: 'value is null; expected JSON' };
+    let value;
+    try {
+      ({ value } = parseJson(msg.value));
+    } catch (e) {
+      throw { tag: 'invalid', val: e.message };
+    }
+    const result = compiled.validate(value);
+    if (result.valid) return;
+    // The library also reports each failing parent ("Property "id" does not
+    // match schema."); the leaves say what is wrong.
+    let problems = result.errors.filter((e) => !SUMMARY.test(e.error)).map(describe);
+    if (problems.length === 0) problems = result.errors.map(describe);
+    if (problems.length > MAX_REPORTED) {
+      const more = problems.length - MAX_REPORTED;
+      problems = problems.slice(0, MAX_REPORTED);
+      problems.push(`and ${more} more`);
+    }
+    throw { tag: 'invalid', val: problems.join('; ') };
+  },
+};
