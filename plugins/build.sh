@@ -35,3 +35,4 @@ build_rust() {
 
 build_rust
 bash python/build.sh
+bash js/build.sh

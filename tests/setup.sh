@@ -82,6 +82,7 @@ if ! venv_ok; then
 fi
 
 step "python plugin toolchain" env WEIR_CACHE="$WEIR_CACHE" bash "$(dirname "${BASH_SOURCE[0]}")/../plugins/python/setup.sh"
+step "js plugin toolchain" env WEIR_CACHE="$WEIR_CACHE" bash "$(dirname "${BASH_SOURCE[0]}")/../plugins/js/setup.sh"
 
 cat >"$WEIR_CACHE/env.sh.tmp" <<EOF
 export WEIR_TANSU='$TANSU'
