@@ -19,6 +19,14 @@ publish() {
     fi
 }
 
+# The C validator template (weir new c) carries a copy of the JSON parser.
+for f in json.h json.c; do
+    cmp -s "common/$f" "../../host/templates/c/validator/$f" || {
+        echo "error: host/templates/c/validator/$f differs from plugins/c/common/$f: copy it over" >&2
+        exit 1
+    }
+done
+
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
