@@ -36,3 +36,4 @@ build_rust() {
 build_rust
 bash python/build.sh
 bash js/build.sh
+bash c/build.sh
