@@ -14,7 +14,7 @@
 // JavaScript numbers are doubles: 1 and 1.0 are the same value (both
 // integers, as JSON Schema says) and integers past 2^53 lose precision.
 
-import { Validator } from '@cfworker/json-schema';
+import { Validator, format } from '@cfworker/json-schema';
 import { parseJson, parseText } from '../common/json.js';
 
 const MAX_REPORTED = 10;
@@ -30,6 +30,33 @@ const DRAFTS = new Map([
 ]);
 
 let compiled = null;
+
+// The library checks a `$ref` and compiles a `pattern` only while
+// validating, and throws there, and takes any `type` name; the Rust plugin
+// refuses such a schema at init, so look now. Values of `enum`, `const`,
+// … are data, not schemas.
+const DATA = new Set(['enum', 'const', 'default', 'examples']);
+const TYPES = new Set(['null', 'boolean', 'object', 'array', 'number', 'string', 'integer']);
+function checkSchema(node, lookup, where) {
+  if (node === null || typeof node !== 'object') return;
+  if ((typeof node.type === 'string' || Array.isArray(node.type)) && ![node.type].flat().every((t) => TYPES.has(t))) {
+    throw `${where}: type ${JSON.stringify(node.type)} is not one of ${[...TYPES].join(', ')}`;
+  }
+  if (typeof node.$ref === 'string' && lookup[node.__absolute_ref__ ?? node.$ref] === undefined) {
+    throw `${where}: $ref ${JSON.stringify(node.$ref)} cannot be resolved (remote schemas are not fetched)`;
+  }
+  const patterns = [node.pattern, ...Object.keys(node.patternProperties ?? {})];
+  for (const pattern of patterns.filter((p) => typeof p === 'string')) {
+    try {
+      new RegExp(pattern, 'u');
+    } catch (e) {
+      throw `${where}: pattern ${JSON.stringify(pattern)} is not a regular expression: ${e.message}`;
+    }
+  }
+  for (const [key, child] of Object.entries(node)) {
+    if (!DATA.has(key)) checkSchema(child, lookup, `${where}/${key}`);
+  }
+}
 
 // `/id: Instance type "string" is invalid. Expected "integer".`
 function describe(error) {
@@ -65,6 +92,16 @@ export const validator = {
       compiled = new Validator(schema, draft, false);
     } catch (e) {
       throw `config key \`schema\` is not a valid JSON Schema: ${e.message}`;
+    }
+    try {
+      checkSchema(schema, compiled.lookup, '(root)');
+    } catch (e) {
+      throw `config key \`schema\` is not a valid JSON Schema: ${e}`;
+    }
+    // Since 2019-09 `format` is an annotation, which the Rust plugin does not
+    // check; the library always would. One schema per instance: switch it off.
+    if (draft === '2019-09' || draft === '2020-12') {
+      for (const name of Object.keys(format)) format[name] = () => true;
     }
   },
 
