@@ -1,7 +1,6 @@
 //! weir's integration tests, one binary: the plugin runtime against every
 //! fixture, the `weir` command, and end-to-end runs on a real broker.
 
-mod c;
 mod cli;
 mod compose;
 mod fixtures;
@@ -9,5 +8,6 @@ mod kafka;
 mod library;
 mod plugins;
 mod policy;
+mod python;
 mod reload;
 mod support;
