@@ -1,6 +1,7 @@
 //! weir's integration tests, one binary: the plugin runtime against every
 //! fixture, the `weir` command, and end-to-end runs on a real broker.
 
+mod c;
 mod cli;
 mod compose;
 mod fixtures;
