@@ -83,6 +83,7 @@ fi
 
 step "python plugin toolchain" env WEIR_CACHE="$WEIR_CACHE" bash "$(dirname "${BASH_SOURCE[0]}")/../plugins/python/setup.sh"
 step "js plugin toolchain" env WEIR_CACHE="$WEIR_CACHE" bash "$(dirname "${BASH_SOURCE[0]}")/../plugins/js/setup.sh"
+step "c plugin toolchain" env WEIR_CACHE="$WEIR_CACHE" bash "$(dirname "${BASH_SOURCE[0]}")/../plugins/c/setup.sh"
 
 cat >"$WEIR_CACHE/env.sh.tmp" <<EOF
 export WEIR_TANSU='$TANSU'
