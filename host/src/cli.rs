@@ -132,6 +132,7 @@ fn load_plugins(runtime: &Runtime, config: &Config) -> anyhow::Result<Vec<Arc<Pl
                     world = %plugin.world(),
                     bytes = plugin.size,
                     compile_ms = plugin.compiled_in.as_millis() as u64,
+                    producers = %plugin.producers,
                     "plugin loaded"
                 );
                 cache.insert(p.plugin.clone(), Arc::clone(&plugin));
@@ -355,6 +356,7 @@ impl Check {
                 p.limits.timeout,
                 p.limits.memory >> 20,
             );
+            println!("  {} made with {}", plugin.name, plugin.producers);
         }
         println!("ok");
         Ok(ExitCode::SUCCESS)

@@ -24,6 +24,7 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::config::Limits;
+use crate::producers::Producers;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -278,6 +279,7 @@ impl Runtime {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
             size: bytes.len(),
+            producers: Producers::read(bytes),
             compiled_in,
             pre,
             exports: exports_of,
@@ -334,6 +336,8 @@ pub struct Plugin {
     pub name: String,
     /// The component's size in bytes.
     pub size: usize,
+    /// Its language and toolchain, as its producers sections say.
+    pub producers: Producers,
     /// How long compiling took.
     pub compiled_in: Duration,
     pre: InstancePre<HostState>,

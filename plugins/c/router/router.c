@@ -18,6 +18,7 @@
  * returning, except the parts moved into the single output; every output
  * owns its own malloc'd buffers, which the generated post-return frees.
  */
+#define _POSIX_C_SOURCE 200809L /* strndup */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,7 @@ typedef transformer_plugin_string_t string_t;
 typedef transformer_plugin_list_u8_t bytes_t;
 
 static bool initialised;
-static string_t field;                 /* route_field */
+static char *field; /* route_field, NUL-terminated for json_get */
 static transformer_plugin_list_tuple2_string_string_t config; /* kept: the routes */
 
 bool exports_weir_plugin_transformer_init(transformer_plugin_list_tuple2_string_string_t *cfg, string_t *err) {
@@ -40,9 +41,14 @@ bool exports_weir_plugin_transformer_init(transformer_plugin_list_tuple2_string_
     }
     initialised = true;
     config = *cfg; /* owned from here on, for the instance's life */
-    transformer_plugin_string_set(&field, "region");
+    const string_t *name = NULL;
     for (size_t i = 0; i < config.len; i++)
-        if (config.ptr[i].f0.len == 11 && memcmp(config.ptr[i].f0.ptr, "route_field", 11) == 0) field = config.ptr[i].f1;
+        if (config.ptr[i].f0.len == 11 && memcmp(config.ptr[i].f0.ptr, "route_field", 11) == 0) name = &config.ptr[i].f1;
+    field = name ? strndup((const char *)name->ptr, name->len) : strdup("region");
+    if (field == NULL) {
+        transformer_plugin_string_dup(err, "out of memory");
+        return false;
+    }
     return true;
 }
 
@@ -50,10 +56,7 @@ bool exports_weir_plugin_transformer_init(transformer_plugin_list_tuple2_string_
  * the last `route.<value>` entry wins, as in a map. */
 static transformer_plugin_option_string_t topic_for(const json_value *v) {
     transformer_plugin_option_string_t topic = {0};
-    char name[field.len + 1];
-    memcpy(name, field.ptr, field.len);
-    name[field.len] = '\0';
-    const json_value *value = json_get(v, name);
+    const json_value *value = json_get(v, field);
     if (value == NULL || value->type != JSON_STRING) return topic;
     for (size_t i = 0; i < config.len; i++) {
         const string_t *key = &config.ptr[i].f0;
