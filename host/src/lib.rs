@@ -17,6 +17,7 @@ pub mod jsonl;
 pub mod metrics;
 pub mod pipeline;
 pub mod plugin;
+pub mod producers;
 pub mod proxy;
 pub mod reload;
 pub mod scaffold;

@@ -289,9 +289,21 @@ fn instantiate(spec: &Pipeline, plugin: &Arc<Plugin>) -> anyhow::Result<Instance
         plugin: plugin.name.clone(),
         capture: None,
     };
-    plugin
+    let started = std::time::Instant::now();
+    let instance = plugin
         .instantiate(&spec.plugin_config, &spec.limits, tags)
-        .with_context(|| format!("pipeline {:?}", spec.name))
+        .with_context(|| format!("pipeline {:?}", spec.name))?;
+    tracing::info!(
+        pipeline = %spec.name,
+        plugin = %plugin.name,
+        world = %plugin.world(),
+        bytes = plugin.size,
+        compile_ms = plugin.compiled_in.as_millis() as u64,
+        instantiate_ms = started.elapsed().as_millis() as u64,
+        producers = %plugin.producers,
+        "plugin instantiated"
+    );
+    Ok(instance)
 }
 
 /// Watches the config file's folder; yields the file's path after each edit.
