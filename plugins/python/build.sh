@@ -34,7 +34,7 @@ build() {
     local dir="$here/$1" module=$2 world=$3 name=$4
     shift 4
     local stamp
-    stamp="$( (cat "$dir"/*.py "$here"/common/*.py "$root"/wit/*.wit; "$componentize" --version; echo "$*") | sha256sum | cut -d' ' -f1)"
+    stamp="$( (cat "$dir"/*.py "$here"/common/*.py "$here/producers.py" "$root"/wit/*.wit; "$componentize" --version; echo "$*") | sha256sum | cut -d' ' -f1)"
     if [ ! -f "$out/$name.wasm" ] || [ "$(cat "$out/$name.inputs" 2>/dev/null)" != "$stamp" ]; then
         local paths=(-p "$dir")
         local extra
@@ -42,6 +42,7 @@ build() {
         # No venv of the caller's leaks into the component's module path.
         env -u VIRTUAL_ENV "$componentize" --quiet -d "$root/wit" -w "$world" componentize \
             "${paths[@]}" -o "$out/$name.wasm.tmp" "$module"
+        python3 "$here/producers.py" "$out/$name.wasm.tmp" "$("$componentize" --version | cut -d' ' -f2)"
         mv "$out/$name.wasm.tmp" "$out/$name.wasm"
         echo "$stamp" >"$out/$name.inputs"
     fi
