@@ -5,6 +5,7 @@ mod c;
 mod cli;
 mod compose;
 mod fixtures;
+mod js;
 mod kafka;
 mod library;
 mod plugins;
