@@ -9,7 +9,7 @@
 // is `invalid`, naming each violation (up to ten) by its JSON pointer.
 //
 // The library is @cfworker/json-schema (drafts 4, 7, 2019-09, 2020-12): pure
-// JavaScript without eval, so it runs in the component's SpiderMonkey.
+// JavaScript that generates no code, small once bundled (~50 KB).
 // The value is parsed as strictly as serde_json does (../common/json.js).
 // JavaScript numbers are doubles: 1 and 1.0 are the same value (both
 // integers, as JSON Schema says) and integers past 2^53 lose precision.
