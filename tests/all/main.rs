@@ -4,6 +4,7 @@
 mod c;
 mod cli;
 mod compose;
+mod conformance;
 mod fixtures;
 mod js;
 mod kafka;
@@ -12,4 +13,5 @@ mod plugins;
 mod policy;
 mod python;
 mod reload;
+mod scaffold;
 mod support;
