@@ -126,6 +126,10 @@ pub struct Pipeline {
     pub breaker: Breaker,
     /// How many messages may wait for their acknowledgements at once.
     pub max_in_flight: usize,
+    /// At-least-once (the default), or exactly-once through Kafka transactions.
+    pub delivery: Delivery,
+    /// How exactly-once groups messages into transactions.
+    pub transaction: Transaction,
 }
 
 impl Pipeline {
@@ -236,6 +240,49 @@ impl Default for Breaker {
 
 const DEFAULT_MAX_IN_FLIGHT: usize = 1000;
 
+/// What a pipeline promises about each input message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Delivery {
+    /// Its outputs are produced at least once: an offset is committed only
+    /// after the broker acknowledged the outputs.
+    #[default]
+    AtLeastOnce,
+    /// Its outputs and its offset commit go in one Kafka transaction:
+    /// `read_committed` readers see them exactly once.
+    ExactlyOnce,
+}
+
+/// Bounds of one exactly-once transaction: it commits when either is reached.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transaction {
+    /// Input messages per transaction.
+    pub max_messages: usize,
+    /// How long a transaction collects messages before it commits.
+    pub max_time: Duration,
+    /// The producer's `transactional.id`; when absent weir derives one from
+    /// the group, the pipeline and the host name.
+    pub id: Option<String>,
+}
+
+impl Default for Transaction {
+    fn default() -> Self {
+        Transaction {
+            max_messages: 500,
+            max_time: Duration::from_millis(100),
+            id: None,
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTransaction {
+    max_messages: Option<Spanned<usize>>,
+    /// e.g. "100ms".
+    max_time: Option<Spanned<String>>,
+    id: Option<Spanned<String>>,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -285,6 +332,10 @@ struct RawPipeline {
     breaker: RawBreaker,
     /// How many messages may wait for their acknowledgements at once.
     max_in_flight: Option<Spanned<usize>>,
+    /// "at-least-once" (default) or "exactly-once".
+    delivery: Option<Spanned<String>>,
+    #[serde(default)]
+    transaction: RawTransaction,
 }
 
 #[derive(Deserialize, Default)]
@@ -642,6 +693,8 @@ impl Cx<'_> {
             None => DEFAULT_MAX_IN_FLIGHT,
         };
 
+        let (delivery, transaction) = self.delivery(i, p)?;
+
         Ok(Pipeline {
             name,
             input,
@@ -655,7 +708,46 @@ impl Cx<'_> {
             on_failure,
             breaker,
             max_in_flight,
+            delivery,
+            transaction,
         })
+    }
+
+    fn delivery(&self, i: usize, p: &RawPipeline) -> Result<(Delivery, Transaction), ConfigError> {
+        let key = |field: &str| format!("pipeline[{i}].{field}");
+        let delivery = match &p.delivery {
+            None => Delivery::AtLeastOnce,
+            Some(d) => match d.get_ref().as_str() {
+                "at-least-once" => Delivery::AtLeastOnce,
+                "exactly-once" => Delivery::ExactlyOnce,
+                other => {
+                    return Err(self.err(
+                        &d.span(),
+                        key("delivery"),
+                        format!("{other:?} is not one of \"at-least-once\", \"exactly-once\""),
+                    ));
+                }
+            },
+        };
+        let mut transaction = Transaction::default();
+        let t = &p.transaction;
+        if let Some(n) = &t.max_messages {
+            if *n.get_ref() == 0 {
+                return Err(self.err(
+                    &n.span(),
+                    key("transaction.max_messages"),
+                    "must be at least 1",
+                ));
+            }
+            transaction.max_messages = *n.get_ref();
+        }
+        if let Some(d) = &t.max_time {
+            transaction.max_time = self.duration(d, &key("transaction.max_time"))?;
+        }
+        if let Some(id) = &t.id {
+            transaction.id = Some(self.string(id, &key("transaction.id"))?);
+        }
+        Ok((delivery, transaction))
     }
 
     fn duration(&self, value: &Spanned<String>, key: &str) -> Result<Duration, ConfigError> {

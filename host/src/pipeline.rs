@@ -9,6 +9,12 @@
 //! backoff) until it is acknowledged or the process ends uncommitted.
 //! Stored offsets are committed in the background by librdkafka and
 //! synchronously on shutdown.
+//!
+//! Commit on revoke: when a rebalance takes partitions away, the consumer's
+//! [`RevokeHandoff`](crate::proxy::RevokeHandoff) parks the revocation; the loop then consumes nothing
+//! more, settles the whole window (storing each offset in order), commits
+//! synchronously and only then unassigns, so the partitions' next owner
+//! starts exactly after the last message this one finished.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -16,20 +22,26 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use rdkafka::Message as _;
-use rdkafka::consumer::Consumer as _;
+use rdkafka::consumer::{CommitMode, Consumer as _};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers as _};
 use rdkafka::producer::DeliveryFuture;
+use rdkafka::topic_partition_list::TopicPartitionList;
+use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::watch;
 
-use crate::config::{Breaker, BreakerAction, FailureAction, Kafka, OnFailure, Pipeline};
+use crate::config::{self, Breaker, BreakerAction, FailureAction, Kafka, OnFailure, Pipeline};
 use crate::plugin::{Abort, Header, Instance, Message, Outcome};
-use crate::proxy::{ConsumerProxy, ProducerProxy, WeirProducer, base_config, future_record};
+use crate::proxy::{
+    ConsumerProxy, ProducerProxy, WeirConsumer, WeirProducer, base_config, finish_revoke,
+    future_record,
+};
 
 /// The wait after a failed consume (an unreachable broker), and how often
 /// a lasting failure is logged.
-const CONSUME_BACKOFF: Duration = Duration::from_millis(100);
-const CONSUME_WARNING_EVERY: Duration = Duration::from_secs(5);
+pub(crate) const CONSUME_BACKOFF: Duration = Duration::from_millis(100);
+pub(crate) const CONSUME_WARNING_EVERY: Duration = Duration::from_secs(5);
 
 /// How long to wait before sending a refused record again.
 const RESEND_BACKOFF: Duration = Duration::from_millis(500);
@@ -50,11 +62,13 @@ pub struct Stats {
     pub reloads: u64,
     /// Dead-lettered messages by `weir.error.kind`.
     pub dead_lettered: BTreeMap<String, u64>,
+    /// Exactly-once transactions aborted; their messages were consumed again.
+    pub aborted_transactions: u64,
 }
 
 /// A record to produce, owned so it can be sent again.
 #[derive(Debug, Clone)]
-struct Record {
+pub(crate) struct Record {
     topic: String,
     key: Option<Vec<u8>>,
     value: Option<Vec<u8>>,
@@ -63,7 +77,10 @@ struct Record {
 }
 
 impl Record {
-    fn send(&self, producer: &WeirProducer) -> Result<DeliveryFuture, rdkafka::error::KafkaError> {
+    pub(crate) fn send(
+        &self,
+        producer: &WeirProducer,
+    ) -> Result<DeliveryFuture, rdkafka::error::KafkaError> {
         let mut record = future_record(
             &self.topic,
             self.key.as_deref(),
@@ -126,7 +143,7 @@ impl InFlight {
 }
 
 /// Enqueues a record, waiting while the producer's local queue is full.
-async fn send_until_queued(record: &Record, producer: &WeirProducer) -> DeliveryFuture {
+pub(crate) async fn send_until_queued(record: &Record, producer: &WeirProducer) -> DeliveryFuture {
     loop {
         match record.send(producer) {
             Ok(fut) => return fut,
@@ -153,6 +170,12 @@ pub async fn run(
     stop_at: Option<StopAt>,
     mut swaps: Option<UnboundedReceiver<Instance>>,
 ) -> anyhow::Result<Stats> {
+    if spec.delivery == config::Delivery::ExactlyOnce {
+        return crate::transactional::run(
+            spec, kafka, bootstrap, instance, shutdown, stop_at, swaps,
+        )
+        .await;
+    }
     let name = spec.name.clone();
     let plugin = Arc::clone(instance.plugin());
 
@@ -185,8 +208,20 @@ pub async fn run(
     let mut consume_errors: u32 = 0;
     let mut last_offsets: HashMap<i32, i64> = HashMap::new();
     let mut last_consume_warning = std::time::Instant::now();
+    // Messages consumed per input partition: logged at the end, so an
+    // operator sees which share of the input this process handled.
+    let mut per_partition: BTreeMap<i32, u64> = BTreeMap::new();
+    let handoff = Arc::clone(consumer.context().handoff());
+    handoff.defer(true);
 
     loop {
+        if let Some(revoked) = handoff.take() {
+            while let Some(mut done) = window.pop_front() {
+                done.settle(&producer, &name).await;
+                store_done(&consumer, &spec.input, &name, &done, &mut remaining);
+            }
+            commit_and_release(&consumer, &revoked, &name);
+        }
         if drain && remaining.is_empty() && window.is_empty() {
             break;
         }
@@ -195,6 +230,8 @@ pub async fn run(
         }
         tokio::select! {
             biased;
+            // A revocation parked by the consumer's callback: handled above.
+            () = handoff.parked() => {}
             changed = shutdown.changed(), if !stopping => {
                 if changed.is_err() || *shutdown.borrow() {
                     tracing::info!(pipeline = %name, in_flight = window.len(), "stopping: finishing what is in flight");
@@ -205,13 +242,8 @@ pub async fn run(
                 if !window.is_empty() =>
             {
                 let done = window.pop_front().expect("guarded");
-                if let Err(e) = consumer.store_offset(&spec.input, done.partition, done.offset) {
-                    // The partition was revoked: its new owner starts from the last commit.
-                    tracing::debug!(pipeline = %name, partition = done.partition, "offset not stored: {e}");
-                }
-                if remaining.get(&done.partition).is_some_and(|last| done.offset >= *last) {
-                    remaining.remove(&done.partition);
-                }
+                policy.metrics.in_flight(window.len());
+                store_done(&consumer, &spec.input, &name, &done, &mut remaining);
             }
             received = consumer.recv(), if !stopping && window.len() < spec.max_in_flight && !(drain && remaining.is_empty()) => {
                 let msg = match received {
@@ -243,6 +275,7 @@ pub async fn run(
                     }
                 };
                 stats.consumed += 1;
+                *per_partition.entry(msg.partition()).or_default() += 1;
                 let message = to_message(&msg);
                 drop(msg);
                 if let Some(last) = last_offsets.insert(message.partition, message.offset)
@@ -287,7 +320,12 @@ pub async fn run(
         }
     }
 
-    tracing::info!(pipeline = %name, ?stats, "pipeline stopping: committing");
+    tracing::info!(pipeline = %name, ?stats, consumed_per_partition = ?per_partition, "pipeline stopping: committing");
+    // The close that follows serves the last revocation itself.
+    handoff.defer(false);
+    if let Some(revoked) = handoff.take() {
+        commit_and_release(&consumer, &revoked, &name);
+    }
     let committed = consumer_proxy.disconnect();
     drop(consumer);
     let flushed = producer_proxy.disconnect();
@@ -301,7 +339,47 @@ pub async fn run(
 }
 
 /// What to do with a message once the failure policy has had its say.
-enum Decision {
+/// Stores a settled message's offset; notes a `--drain` partition done.
+fn store_done(
+    consumer: &WeirConsumer,
+    input: &str,
+    name: &str,
+    done: &InFlight,
+    remaining: &mut StopAt,
+) {
+    if let Err(e) = consumer.store_offset(input, done.partition, done.offset) {
+        // The partition was revoked: its new owner starts from the last commit.
+        tracing::debug!(pipeline = %name, partition = done.partition, "offset not stored: {e}");
+    }
+    if remaining
+        .get(&done.partition)
+        .is_some_and(|last| done.offset >= *last)
+    {
+        remaining.remove(&done.partition);
+    }
+}
+
+/// Commits what is stored, synchronously, then lets the revoked partitions
+/// go. A failed commit is logged: the partitions' next owner then repeats
+/// from the last commit (at-least-once), which is all that is left to do.
+fn commit_and_release(consumer: &WeirConsumer, revoked: &TopicPartitionList, name: &str) {
+    let committed =
+        tokio::task::block_in_place(|| consumer.commit_consumer_state(CommitMode::Sync));
+    match committed {
+        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {
+            tracing::info!(pipeline = %name, "rebalance: committed before revoking; releasing the partitions")
+        }
+        Err(e) => tracing::warn!(
+            pipeline = %name,
+            "rebalance: the commit before revoking failed ({e}); the next owner repeats from the last commit"
+        ),
+    }
+    if let Err(e) = finish_revoke(consumer, revoked) {
+        tracing::warn!(pipeline = %name, "rebalance: releasing the revoked partitions failed: {e}");
+    }
+}
+
+pub(crate) enum Decision {
     /// Produce or dead-letter what this outcome says.
     Handle(Outcome),
     /// Store the offset, produce nothing.
@@ -314,7 +392,7 @@ enum Decision {
 
 /// The failure policy's state: retries with backoff per message, and the
 /// breaker's memory of the last messages.
-struct Policy {
+pub(crate) struct Policy {
     on_failure: OnFailure,
     breaker: Breaker,
     /// true for a message that failed (after its retries).
@@ -324,7 +402,7 @@ struct Policy {
 }
 
 impl Policy {
-    fn new(spec: &Pipeline) -> Policy {
+    pub(crate) fn new(spec: &Pipeline) -> Policy {
         Policy {
             on_failure: spec.on_failure.clone(),
             breaker: spec.breaker.clone(),
@@ -462,14 +540,14 @@ fn doubled(first: Duration, times: u32, max: Duration) -> Duration {
 }
 
 /// Sleeps `d`; true if shutdown came first.
-async fn sleep_or_shutdown(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+pub(crate) async fn sleep_or_shutdown(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
     tokio::select! {
         () = tokio::time::sleep(d) => false,
         _ = shutdown.wait_for(|stop| *stop) => true,
     }
 }
 
-fn outcome_records(
+pub(crate) fn outcome_records(
     spec: &Pipeline,
     plugin: &str,
     message: &Message,
