@@ -57,3 +57,7 @@ if [ ! -f "$root/.complete" ]; then
     touch "$root/.complete"
 fi
 ln -sfn "js-$hash" "$WEIR_CACHE/js"
+# Each install is ~350 MB: drop those of earlier lock files.
+for old in "$WEIR_CACHE"/js-*; do
+    if [ -d "$old" ] && [ "$old" != "$root" ]; then rm -rf "$old"; fi
+done
