@@ -106,6 +106,12 @@ impl LoggingContext {
 const REPEAT_QUIET: Duration = Duration::from_secs(10);
 
 impl ClientContext for LoggingContext {
+    /// Consumers report every `statistics.interval.ms` while metrics are
+    /// served: consumer lag and group state for `/metrics` and `/health`.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        crate::metrics::registry().statistics(&self.owner, &statistics);
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         let text = format!("{error}: {reason}");
         let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
@@ -121,12 +127,6 @@ impl ClientContext for LoggingContext {
 }
 
 impl ConsumerContext for LoggingContext {
-    fn pre_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        tracing::info!(pipeline = %self.owner, "rebalance: {}", describe(rebalance));
-    }
-
-    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
-        match result {
     fn rebalance(
         &self,
         base: &BaseConsumer<Self>,
@@ -150,6 +150,12 @@ impl ConsumerContext for LoggingContext {
         self.handoff.wake.notify_one();
     }
 
+    fn pre_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        tracing::info!(pipeline = %self.owner, "rebalance: {}", describe(rebalance));
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
             Ok(()) => {
                 tracing::debug!(pipeline = %self.owner, "committed {}", describe_tpl(offsets))
             }
@@ -158,12 +164,6 @@ impl ConsumerContext for LoggingContext {
     }
 }
 
-fn describe(r: &Rebalance<'_>) -> String {
-    match r {
-        Rebalance::Assign(tpl) => format!("assigned {}", describe_tpl(tpl)),
-        Rebalance::Revoke(tpl) => format!("revoked {}", describe_tpl(tpl)),
-        Rebalance::Error(e) => format!("error {e}"),
-    }
 /// rdkafka's own rebalance (log, then assign or unassign), for everything
 /// the handoff does not park.
 fn default_rebalance(
@@ -204,6 +204,12 @@ fn default_rebalance(
     }
 }
 
+fn describe(r: &Rebalance<'_>) -> String {
+    match r {
+        Rebalance::Assign(tpl) => format!("assigned {}", describe_tpl(tpl)),
+        Rebalance::Revoke(tpl) => format!("revoked {}", describe_tpl(tpl)),
+        Rebalance::Error(e) => format!("error {e}"),
+    }
 }
 
 fn describe_tpl(tpl: &TopicPartitionList) -> String {
@@ -232,12 +238,6 @@ pub fn base_config(kafka: &Kafka, bootstrap: &str) -> ClientConfig {
 
 fn set_default(c: &mut ClientConfig, key: &str, value: &str) {
     if c.get(key).is_none() {
-    /// Consumers report every `statistics.interval.ms` while metrics are
-    /// served: consumer lag and group state for `/metrics` and `/health`.
-    fn stats(&self, statistics: rdkafka::Statistics) {
-        crate::metrics::registry().statistics(&self.owner, &statistics);
-    }
-
         c.set(key, value);
     }
 }
@@ -314,6 +314,13 @@ impl ConsumerProxy {
         set_default(&mut config, "auto.offset.reset", "earliest");
         // Stored offsets reach the broker within a second: fewer repeats after a crash.
         set_default(&mut config, "auto.commit.interval.ms", "1000");
+        if crate::metrics::registry().is_serving() {
+            set_default(
+                &mut config,
+                "statistics.interval.ms",
+                crate::metrics::STATISTICS_INTERVAL_MS,
+            );
+        }
         ConsumerProxy {
             config,
             topics,
@@ -383,10 +390,3 @@ pub fn future_record<'a>(
     record.payload = value;
     record
 }
-        if crate::metrics::registry().is_serving() {
-            set_default(
-                &mut config,
-                "statistics.interval.ms",
-                crate::metrics::STATISTICS_INTERVAL_MS,
-            );
-        }
