@@ -31,17 +31,21 @@ fn main() {
             .components()
             .map(|c| c.as_os_str().to_string_lossy().into_owned())
             .collect();
+        // A stray file (a README beside the languages) is not a template:
+        // say so, but do not break everyone's build over it.
         let [language, world, rest @ ..] = parts.as_slice() else {
-            panic!(
-                "{}: a template file must be under templates/<language>/<world>/",
+            println!(
+                "cargo:warning={}: not under templates/<language>/<world>/: left out",
                 path.display()
             );
+            continue;
         };
         if rest.is_empty() {
-            panic!(
-                "{}: a template file must be under templates/<language>/<world>/",
+            println!(
+                "cargo:warning={}: not under templates/<language>/<world>/: left out",
                 path.display()
             );
+            continue;
         }
         let mode = std::fs::metadata(path)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
