@@ -178,6 +178,22 @@ impl Run {
             None => config.kafka.brokers.clone(),
         };
 
+        // Served before anything waits on Kafka, so /health says what it waits for.
+        if let Some(http) = &config.http {
+            crate::admin::serve(http.listen, &config.path.display().to_string()).await?;
+        }
+        crate::metrics::registry().expect(config.pipelines.iter().map(|p| p.name.as_str()));
+        if embedded.is_none() {
+            crate::topics::ensure(
+                &config.path,
+                &config.kafka,
+                &bootstrap,
+                &config.pipelines,
+                wait_for_signal(),
+            )
+            .await?;
+        }
+
         let mut stop_at: HashMap<String, StopAt> = HashMap::new();
         if let Some(path) = &self.seed {
             let records = read_jsonl(path)?;

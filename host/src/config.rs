@@ -50,6 +50,39 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     pub kafka: Kafka,
     pub pipelines: Vec<Pipeline>,
+    /// Where `/metrics` and `/health` are served; none: not served.
+    pub http: Option<Http>,
+}
+
+/// The operations endpoint (`[http]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Http {
+    pub listen: std::net::SocketAddr,
+}
+
+/// Creating a pipeline's topics at start (`[pipeline.topics]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicSetup {
+    /// Create the input, output, routes and dead-letter topics that do not
+    /// exist; off: a missing topic stops the start.
+    pub create: bool,
+    /// Partitions of a created topic; -1: the broker's default.
+    pub partitions: i32,
+    /// Replicas of a created topic; -1: the broker's default.
+    pub replication: i32,
+    /// Topic configs of a created topic, e.g. `retention.ms`.
+    pub config: BTreeMap<String, String>,
+}
+
+impl Default for TopicSetup {
+    fn default() -> Self {
+        TopicSetup {
+            create: false,
+            partitions: -1,
+            replication: -1,
+            config: BTreeMap::new(),
+        }
+    }
 }
 
 /// Where Kafka is and how to talk to it. Its `Debug` hides secrets.
@@ -126,6 +159,7 @@ pub struct Pipeline {
     pub breaker: Breaker,
     /// How many messages may wait for their acknowledgements at once.
     pub max_in_flight: usize,
+    pub topics: TopicSetup,
     /// At-least-once (the default), or exactly-once through Kafka transactions.
     pub delivery: Delivery,
     /// How exactly-once groups messages into transactions.
@@ -289,6 +323,7 @@ struct RawConfig {
     /// How long SIGTERM may take to finish what is in flight, e.g. "30s".
     shutdown_timeout: Option<Spanned<String>>,
     kafka: RawKafka,
+    http: Option<RawHttp>,
     #[serde(default, rename = "pipeline")]
     pipelines: Vec<RawPipeline>,
 }
@@ -301,6 +336,43 @@ struct RawKafka {
     /// Any librdkafka property.
     #[serde(default)]
     properties: BTreeMap<String, Spanned<toml::Value>>,
+    /// TLS and SASL, mapped onto librdkafka's properties.
+    security: Option<RawSecurity>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    /// `host:port` for `/metrics` and `/health`.
+    listen: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecurity {
+    /// "plaintext", "ssl", "sasl_plaintext" or "sasl_ssl".
+    protocol: Spanned<String>,
+    /// "PLAIN", "SCRAM-SHA-256" or "SCRAM-SHA-512".
+    mechanism: Option<Spanned<String>>,
+    username: Option<Spanned<String>>,
+    /// Usually `${VAR}`: never shown.
+    password: Option<Spanned<String>>,
+    /// CA certificate(s), PEM, relative to the config file.
+    ca: Option<Spanned<String>>,
+    /// Client certificate and key for mutual TLS, PEM.
+    cert: Option<Spanned<String>>,
+    key: Option<Spanned<String>>,
+    key_password: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTopics {
+    create: Option<bool>,
+    partitions: Option<Spanned<i32>>,
+    replication: Option<Spanned<i32>>,
+    #[serde(default)]
+    config: BTreeMap<String, Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -332,6 +404,8 @@ struct RawPipeline {
     breaker: RawBreaker,
     /// How many messages may wait for their acknowledgements at once.
     max_in_flight: Option<Spanned<usize>>,
+    #[serde(default)]
+    topics: RawTopics,
     /// "at-least-once" (default) or "exactly-once".
     delivery: Option<Spanned<String>>,
     #[serde(default)]
@@ -481,6 +555,23 @@ impl Cx<'_> {
             let key = format!("kafka.properties.\"{name}\"");
             properties.insert(name.clone(), self.scalar(value, &key)?);
         }
+        if let Some(security) = &raw.kafka.security {
+            self.security(security, &mut properties)?;
+        }
+        let http = match &raw.http {
+            Some(h) => {
+                let text = self.string(&h.listen, "http.listen")?;
+                let listen = text.parse().map_err(|_| {
+                    self.err(
+                        &h.listen.span(),
+                        "http.listen",
+                        format!("{text:?} is not an address (try \"127.0.0.1:9464\")"),
+                    )
+                })?;
+                Some(Http { listen })
+            }
+            None => None,
+        };
         if raw.pipelines.is_empty() {
             return Err(ConfigError {
                 file: self.path.to_path_buf(),
@@ -514,6 +605,7 @@ impl Cx<'_> {
                 properties,
             },
             pipelines,
+            http,
         })
     }
 
@@ -693,6 +785,35 @@ impl Cx<'_> {
             None => DEFAULT_MAX_IN_FLIGHT,
         };
 
+        let mut topics = TopicSetup::default();
+        let t = &p.topics;
+        if let Some(c) = t.create {
+            topics.create = c;
+        }
+        for (value, field, slot) in [
+            (&t.partitions, "topics.partitions", &mut topics.partitions),
+            (
+                &t.replication,
+                "topics.replication",
+                &mut topics.replication,
+            ),
+        ] {
+            if let Some(n) = value {
+                if *n.get_ref() == 0 || *n.get_ref() < -1 {
+                    return Err(self.err(
+                        &n.span(),
+                        key(field),
+                        "must be at least 1 (or -1: the broker's default)",
+                    ));
+                }
+                *slot = *n.get_ref();
+            }
+        }
+        for (name, value) in &t.config {
+            let k = key(&format!("topics.config.\"{name}\""));
+            topics.config.insert(name.clone(), self.scalar(value, &k)?);
+        }
+
         let (delivery, transaction) = self.delivery(i, p)?;
 
         Ok(Pipeline {
@@ -708,6 +829,7 @@ impl Cx<'_> {
             on_failure,
             breaker,
             max_in_flight,
+            topics,
             delivery,
             transaction,
         })
@@ -748,6 +870,139 @@ impl Cx<'_> {
             transaction.id = Some(self.string(id, &key("transaction.id"))?);
         }
         Ok((delivery, transaction))
+    }
+
+    /// Maps `[kafka.security]` onto librdkafka's properties; a property also
+    /// set by hand to something else is refused rather than silently won.
+    fn security(
+        &self,
+        s: &RawSecurity,
+        properties: &mut BTreeMap<String, String>,
+    ) -> Result<(), ConfigError> {
+        let protocol = self.string(&s.protocol, "kafka.security.protocol")?;
+        let (sasl, tls) = match protocol.as_str() {
+            "plaintext" => (false, false),
+            "ssl" => (false, true),
+            "sasl_plaintext" => (true, false),
+            "sasl_ssl" => (true, true),
+            other => {
+                return Err(self.err(
+                    &s.protocol.span(),
+                    "kafka.security.protocol",
+                    format!(
+                        "{other:?} is not one of \"plaintext\", \"ssl\", \"sasl_plaintext\", \"sasl_ssl\""
+                    ),
+                ));
+            }
+        };
+        let mut mapped: Vec<(&str, &Spanned<String>, String, String)> = Vec::new();
+        // (field, value, librdkafka property, allowed, required, a path)
+        let fields = [
+            (
+                "mechanism",
+                &s.mechanism,
+                "sasl.mechanisms",
+                sasl,
+                sasl,
+                false,
+            ),
+            ("username", &s.username, "sasl.username", sasl, sasl, false),
+            ("password", &s.password, "sasl.password", sasl, sasl, false),
+            ("ca", &s.ca, "ssl.ca.location", tls, false, true),
+            (
+                "cert",
+                &s.cert,
+                "ssl.certificate.location",
+                tls,
+                false,
+                true,
+            ),
+            ("key", &s.key, "ssl.key.location", tls, false, true),
+            (
+                "key_password",
+                &s.key_password,
+                "ssl.key.password",
+                tls,
+                false,
+                false,
+            ),
+        ];
+        for (field, value, property, allowed, needed, path) in fields {
+            let key = format!("kafka.security.{field}");
+            let Some(v) = value else {
+                if needed {
+                    return Err(self.err(
+                        &s.protocol.span(),
+                        key,
+                        format!("is required with protocol {protocol:?}"),
+                    ));
+                }
+                continue;
+            };
+            if !allowed {
+                return Err(self.err(
+                    &v.span(),
+                    key,
+                    format!("does not apply to protocol {protocol:?}"),
+                ));
+            }
+            let mut text = self.string(v, &key)?;
+            if path {
+                let file = self.base_dir().join(&text);
+                if !file.is_file() {
+                    return Err(self.err(&v.span(), key, format!("no file at {}", file.display())));
+                }
+                text = file.display().to_string();
+            }
+            mapped.push((property, v, key, text));
+        }
+        if let Some((_, v, key, mechanism)) = mapped.iter().find(|m| m.0 == "sasl.mechanisms")
+            && !["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"].contains(&mechanism.as_str())
+        {
+            return Err(self.err(
+                &v.span(),
+                key.clone(),
+                format!(
+                    "{mechanism:?} is not one of \"PLAIN\", \"SCRAM-SHA-256\", \"SCRAM-SHA-512\""
+                ),
+            ));
+        }
+        if s.cert.is_some() != s.key.is_some() {
+            let v = s.cert.as_ref().or(s.key.as_ref()).expect("one is set");
+            return Err(self.err(
+                &v.span(),
+                "kafka.security.cert",
+                "mutual TLS needs both cert and key",
+            ));
+        }
+        mapped.push((
+            "security.protocol",
+            &s.protocol,
+            "kafka.security.protocol".into(),
+            protocol.clone(),
+        ));
+        for (property, v, key, text) in mapped {
+            match properties.get(property) {
+                Some(set) if *set != text => {
+                    let shown = if is_secret(property) {
+                        "<redacted>"
+                    } else {
+                        set
+                    };
+                    return Err(self.err(
+                        &v.span(),
+                        key,
+                        format!(
+                            "kafka.properties.\"{property}\" is also set (to {shown:?}): set it in one place"
+                        ),
+                    ));
+                }
+                _ => {
+                    properties.insert(property.to_string(), text);
+                }
+            }
+        }
+        Ok(())
     }
 
     fn duration(&self, value: &Spanned<String>, key: &str) -> Result<Duration, ConfigError> {

@@ -23,4 +23,5 @@ pub mod reload;
 pub mod scaffold;
 pub mod supervisor;
 pub mod testrun;
+pub mod topics;
 pub mod transactional;

@@ -226,6 +226,7 @@ impl Supervisor {
                 tracing::error!(
                     "config reload rejected: {e}; the running pipelines stay as they are"
                 );
+                count_reload(false);
                 return;
             }
         };
@@ -254,6 +255,7 @@ impl Supervisor {
                         "config reload rejected: pipeline {:?}: {e:#}; the running pipelines stay as they are",
                         spec.name
                     );
+                    count_reload(false);
                     return;
                 }
             }
@@ -280,7 +282,19 @@ impl Supervisor {
             }
         }
         self.rewatch_plugins();
+        count_reload(true);
     }
+}
+
+/// A config edit applied or refused, for `/metrics`.
+fn count_reload(applied: bool) {
+    let registry = crate::metrics::registry();
+    let counter = if applied {
+        &registry.config_reloads
+    } else {
+        &registry.config_reloads_rejected
+    };
+    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
 fn instantiate(spec: &Pipeline, plugin: &Arc<Plugin>) -> anyhow::Result<Instance> {

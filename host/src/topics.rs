@@ -1,0 +1,203 @@
+//! Topic set-up at start: every pipeline's input, output, routes and
+//! dead-letter topic must exist before it runs. With `[pipeline.topics]
+//! create = true` the missing ones are created through the admin API;
+//! otherwise a missing one stops the start with an error naming the
+//! pipeline, the key and the topic.
+//!
+//! Invariants: existence is read from the cluster's metadata for all topics
+//! (never a metadata request naming the topic, which a broker with
+//! `auto.create.topics.enable` would answer by creating it). A topic that
+//! already exists is left as it is, whatever its partitions or configs. A
+//! broker that does not answer within [`PROBE_TIMEOUT`] is not waited for
+//! when nothing is to be created: the check is skipped with a warning and
+//! the pipelines wait for the broker as they always do; when something may
+//! have to be created, weir waits for the broker first.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::config::{Kafka, Pipeline};
+use crate::proxy::{LoggingContext, base_config};
+
+/// How long one metadata request may take.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often a broker that does not answer is reported while waited for.
+const WAIT_WARNING_EVERY: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    #[error(
+        "{file}: pipeline {pipeline:?}: `{key}`: topic {topic:?} does not exist on {bootstrap}; \
+         create it, or set `create = true` under [pipeline.topics]"
+    )]
+    Missing {
+        file: String,
+        pipeline: String,
+        key: String,
+        topic: String,
+        bootstrap: String,
+    },
+    #[error("pipeline {pipeline:?}: cannot create topic {topic:?} (`{key}`): {reason}")]
+    Create {
+        pipeline: String,
+        key: String,
+        topic: String,
+        reason: String,
+    },
+    #[error("cannot reach Kafka at {bootstrap} for topic set-up: {reason}")]
+    Client { bootstrap: String, reason: String },
+}
+
+/// One topic a pipeline needs, with the config key that names it.
+struct Need<'a> {
+    pipeline: &'a Pipeline,
+    key: String,
+    topic: &'a str,
+}
+
+fn needs(pipelines: &[Pipeline]) -> Vec<Need<'_>> {
+    let mut out = Vec::new();
+    for (i, p) in pipelines.iter().enumerate() {
+        out.push(Need {
+            pipeline: p,
+            key: format!("pipeline[{i}].input"),
+            topic: &p.input,
+        });
+        out.push(Need {
+            pipeline: p,
+            key: format!("pipeline[{i}].output"),
+            topic: &p.output,
+        });
+        for (j, r) in p.routes.iter().enumerate() {
+            out.push(Need {
+                pipeline: p,
+                key: format!("pipeline[{i}].routes[{j}]"),
+                topic: r,
+            });
+        }
+        out.push(Need {
+            pipeline: p,
+            key: format!("pipeline[{i}].dead_letter"),
+            topic: &p.dead_letter,
+        });
+    }
+    out
+}
+
+/// Checks (and with `create`, makes) every pipeline's topics. `stop`
+/// resolves when the user gives up waiting (a signal).
+pub async fn ensure(
+    file: &Path,
+    kafka: &Kafka,
+    bootstrap: &str,
+    pipelines: &[Pipeline],
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), TopicError> {
+    let client_error = |e: rdkafka::error::KafkaError| TopicError::Client {
+        bootstrap: bootstrap.to_string(),
+        reason: e.to_string(),
+    };
+    let admin: AdminClient<LoggingContext> = base_config(kafka, bootstrap)
+        .create_with_context(LoggingContext::new("weir"))
+        .map_err(client_error)?;
+    let may_create = pipelines.iter().any(|p| p.topics.create);
+    let mut stop = std::pin::pin!(stop);
+    let started = Instant::now();
+    let mut warned = None::<Instant>;
+    let existing: BTreeSet<String> = loop {
+        let probed =
+            tokio::task::block_in_place(|| admin.inner().fetch_metadata(None, PROBE_TIMEOUT));
+        match probed {
+            Ok(md) => break md.topics().iter().map(|t| t.name().to_string()).collect(),
+            Err(e) if !may_create => {
+                tracing::warn!(
+                    %bootstrap,
+                    "topics not checked: Kafka did not answer within {PROBE_TIMEOUT:?} ({e}); \
+                     the pipelines wait for it"
+                );
+                return Ok(());
+            }
+            Err(e) => {
+                if warned.is_none_or(|at: Instant| at.elapsed() >= WAIT_WARNING_EVERY) {
+                    tracing::warn!(
+                        %bootstrap,
+                        "waiting for Kafka to create the pipelines' topics ({e}; {}s so far)",
+                        started.elapsed().as_secs()
+                    );
+                    warned = Some(Instant::now());
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    () = &mut stop => return Err(client_error(e)),
+                }
+            }
+        }
+    };
+
+    let mut to_create: Vec<&Need> = Vec::new();
+    let needs = needs(pipelines);
+    for need in &needs {
+        if existing.contains(need.topic) || to_create.iter().any(|n| n.topic == need.topic) {
+            continue;
+        }
+        if !need.pipeline.topics.create {
+            return Err(TopicError::Missing {
+                file: file.display().to_string(),
+                pipeline: need.pipeline.name.clone(),
+                key: need.key.clone(),
+                topic: need.topic.to_string(),
+                bootstrap: bootstrap.to_string(),
+            });
+        }
+        to_create.push(need);
+    }
+    if to_create.is_empty() {
+        return Ok(());
+    }
+    let new_topics: Vec<NewTopic> = to_create
+        .iter()
+        .map(|n| {
+            let setup = &n.pipeline.topics;
+            let mut t = NewTopic::new(
+                n.topic,
+                setup.partitions,
+                TopicReplication::Fixed(setup.replication),
+            );
+            for (k, v) in &setup.config {
+                t = t.set(k, v);
+            }
+            t
+        })
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin
+        .create_topics(&new_topics, &options)
+        .await
+        .map_err(client_error)?;
+    for (need, result) in to_create.iter().zip(results) {
+        match result {
+            Ok(_) => tracing::info!(
+                pipeline = %need.pipeline.name,
+                topic = need.topic,
+                partitions = need.pipeline.topics.partitions,
+                replication = need.pipeline.topics.replication,
+                "topic created"
+            ),
+            // Another weir of the same group got there first.
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => {
+                return Err(TopicError::Create {
+                    pipeline: need.pipeline.name.clone(),
+                    key: need.key.clone(),
+                    topic: need.topic.to_string(),
+                    reason: code.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}

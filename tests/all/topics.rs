@@ -1,0 +1,104 @@
+//! Topic set-up at start, on tansu: created when `[pipeline.topics] create`
+//! is on, a clear error naming pipeline, key and topic when it is off.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::fixtures;
+use crate::kafka::Topics;
+use crate::support::{Tansu, TempDir, WeirProcess};
+
+const LONG: Duration = Duration::from_secs(120);
+
+fn config(dir: &TempDir, bootstrap: &str, t: &Topics, topics_table: &str) -> std::path::PathBuf {
+    dir.write(
+        "weir.toml",
+        &format!(
+            "[kafka]\nbrokers = \"{bootstrap}\"\n[kafka.properties]\n\"session.timeout.ms\" = 6000\n\n\
+             [[pipeline]]\nname = \"made\"\ninput = \"{}\"\ngroup = \"{}\"\noutput = \"{}\"\ndead_letter = \"{}\"\n\
+             routes = {:?}\nplugin = \"{}\"\n{topics_table}",
+            t.input,
+            t.group,
+            t.output,
+            t.dead,
+            t.routes,
+            fixtures::ECHO,
+        ),
+    )
+}
+
+#[test]
+fn a_missing_topic_stops_the_start_naming_pipeline_key_and_topic() {
+    let tansu = Tansu::start();
+    let t = Topics::new(1);
+    // Everything but the route.
+    tansu.create_topics(1, &[&t.input, &t.output, &t.dead]);
+    let dir = TempDir::new();
+    let config = config(&dir, &tansu.bootstrap, &t, "");
+    let weir = WeirProcess::start(&config);
+    let log_path = weir.log.clone();
+    let status = weir.wait(LONG);
+    let log = std::fs::read_to_string(log_path).unwrap();
+    assert!(!status.success(), "{log}");
+    assert!(
+        log.contains("pipeline \"made\"")
+            && log.contains("`pipeline[0].routes[0]`")
+            && log.contains(&format!("topic {:?} does not exist", t.routes[0]))
+            && log.contains("create = true"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("pipeline started"),
+        "nothing runs on a half-made set of topics:\n{log}"
+    );
+}
+
+#[test]
+fn topics_are_created_with_their_partitions_and_an_existing_one_is_kept() {
+    let tansu = Tansu::start();
+    let t = Topics::new(1);
+    // The output exists already (one partition): left as it is.
+    tansu.create_topics(1, &[&t.output]);
+    let dir = TempDir::new();
+    let table = "[pipeline.topics]\ncreate = true\npartitions = 3\nreplication = 1\n\
+                 [pipeline.topics.config]\n\"retention.ms\" = 3600000\n";
+    let config = config(&dir, &tansu.bootstrap, &t, table);
+    let weir = WeirProcess::start(&config);
+
+    let lines: Vec<Value> = (0..20)
+        .map(|i| json!({"key": format!("k{i}"), "value": format!("v{i}")}))
+        .collect();
+    // Produced once weir has made the input: the client's produce does not
+    // create topics.
+    let deadline = std::time::Instant::now() + LONG;
+    while !weir.log_text().contains("pipeline started") {
+        assert!(std::time::Instant::now() < deadline, "{}", weir.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    tansu.produce(&t.input, &lines);
+    let out = tansu.consume(&[&t.output], 20, LONG, None);
+    assert_eq!(out.len(), 20);
+
+    let log = weir.log_text();
+    for topic in [&t.input, &t.dead, &t.routes[0]] {
+        assert!(
+            log.contains("topic created") && log.contains(topic.as_str()),
+            "{topic} created:\n{log}"
+        );
+        let partitions = tansu.committed(&t.group, topic);
+        assert_eq!(
+            partitions.as_object().map(|o| o.len()),
+            Some(3),
+            "{topic}: {partitions}"
+        );
+    }
+    let output = tansu.committed(&t.group, &t.output);
+    assert_eq!(
+        output.as_object().map(|o| o.len()),
+        Some(1),
+        "kept: {output}"
+    );
+    weir.signal("TERM");
+    assert!(weir.wait(LONG).success());
+}
