@@ -242,6 +242,7 @@ pub async fn run(
                 if !window.is_empty() =>
             {
                 let done = window.pop_front().expect("guarded");
+                policy.metrics.in_flight(window.len());
                 store_done(&consumer, &spec.input, &name, &done, &mut remaining);
             }
             received = consumer.recv(), if !stopping && window.len() < spec.max_in_flight && !(drain && remaining.is_empty()) => {
@@ -315,6 +316,7 @@ pub async fn run(
                     in_flight.deliveries.push(Delivery::Waiting(send_until_queued(record, &producer).await));
                 }
                 window.push_back(in_flight);
+                policy.metrics.in_flight(window.len());
             }
         }
     }
@@ -398,6 +400,8 @@ pub(crate) struct Policy {
     recent: VecDeque<bool>,
     /// Consecutive pauses, to double the next one.
     trips: u32,
+    /// This run's counters for `/metrics`.
+    pub(crate) metrics: crate::metrics::PipelineHandle,
 }
 
 impl Policy {
@@ -407,6 +411,7 @@ impl Policy {
             breaker: spec.breaker.clone(),
             recent: VecDeque::with_capacity(spec.breaker.window),
             trips: 0,
+            metrics: crate::metrics::registry().start(spec),
         }
     }
 
@@ -422,8 +427,42 @@ impl Policy {
     }
 
     /// Calls the plugin, retrying failures with backoff; applies the breaker,
-    /// then `on_failure.then` to a message that still fails.
+    /// then `on_failure.then` to a message that still fails. Counts the
+    /// message and what becomes of it for `/metrics`.
     pub(crate) async fn decide(
+        &mut self,
+        spec: &Pipeline,
+        instance: &mut Instance,
+        message: &Message,
+        shutdown: &mut watch::Receiver<bool>,
+        stats: &mut Stats,
+    ) -> Decision {
+        self.metrics.consumed();
+        let decision = self
+            .choose(spec, instance, message, shutdown, stats)
+            .await;
+        let m = &self.metrics;
+        match &decision {
+            Decision::Handle(Outcome::Accepted) => m.produced(&spec.output),
+            Decision::Handle(Outcome::Outputs(outputs)) => {
+                if undeclared_route(spec, outputs).is_some() {
+                    m.dead_lettered("route");
+                } else {
+                    for o in outputs {
+                        m.produced(o.topic.as_deref().unwrap_or(&spec.output));
+                    }
+                }
+            }
+            Decision::Handle(Outcome::Invalid(_)) => m.dead_lettered("invalid"),
+            Decision::Handle(Outcome::Failed(_)) => m.dead_lettered("failed"),
+            Decision::Handle(Outcome::Aborted(a)) => m.dead_lettered(a.kind.as_str()),
+            Decision::Skip => m.skipped(),
+            Decision::Stop(_) | Decision::Interrupted => {}
+        }
+        decision
+    }
+
+    async fn choose(
         &mut self,
         spec: &Pipeline,
         instance: &mut Instance,
@@ -446,8 +485,13 @@ impl Policy {
             let outcome = loop {
                 // WASI's sync host calls (a guest's stdout) block on tokio: leave
                 // the async context for the call.
+                let replaced = instance.replacements();
+                let started = std::time::Instant::now();
                 let outcome =
                     tokio::task::block_in_place(|| span.in_scope(|| instance.call(message)));
+                self.metrics.call(started.elapsed());
+                self.metrics
+                    .replaced(instance.replacements().saturating_sub(replaced));
                 let Some(reason) = failure(&outcome) else {
                     break outcome;
                 };
@@ -456,19 +500,20 @@ impl Policy {
                 }
                 attempt += 1;
                 stats.retries += 1;
+                self.metrics.retried();
                 let delay = doubled(
                     self.on_failure.backoff,
                     attempt - 1,
                     self.on_failure.max_backoff,
                 );
-                tracing::warn!(pipeline = %spec.name, "{place}: {reason}; retry {attempt} of {} in {delay:?}", self.on_failure.retries);
+                tracing::warn!(pipeline = %spec.name, topic = %message.topic, partition = message.partition, offset = message.offset, "{place}: {reason}; retry {attempt} of {} in {delay:?}", self.on_failure.retries);
                 if sleep_or_shutdown(delay, shutdown).await {
                     return Decision::Interrupted;
                 }
             };
             let Some(reason) = failure(&outcome) else {
                 if self.trips > 0 {
-                    tracing::info!(pipeline = %spec.name, "breaker closed: {place} went through");
+                    tracing::info!(pipeline = %spec.name, topic = %message.topic, partition = message.partition, offset = message.offset, "breaker closed: {place} went through");
                     self.recent.clear();
                     self.trips = 0;
                 }
@@ -489,7 +534,7 @@ impl Policy {
                         let pause = doubled(self.breaker.pause, self.trips, self.breaker.max_pause);
                         self.trips += 1;
                         stats.pauses += 1;
-                        tracing::error!(pipeline = %spec.name, "{summary}; pausing {pause:?}, then trying {place} again");
+                        tracing::error!(pipeline = %spec.name, topic = %message.topic, partition = message.partition, offset = message.offset, "{summary}; pausing {pause:?}, then trying {place} again");
                         if sleep_or_shutdown(pause, shutdown).await {
                             return Decision::Interrupted;
                         }
@@ -500,7 +545,7 @@ impl Policy {
             return match self.on_failure.then {
                 FailureAction::DeadLetter => Decision::Handle(outcome),
                 FailureAction::Skip => {
-                    tracing::warn!(pipeline = %spec.name, "{place}: {reason}; skipped by policy");
+                    tracing::warn!(pipeline = %spec.name, topic = %message.topic, partition = message.partition, offset = message.offset, "{place}: {reason}; skipped by policy");
                     Decision::Skip
                 }
                 FailureAction::Stop => Decision::Stop(format!("{place}: {reason}")),
@@ -554,7 +599,15 @@ pub(crate) fn outcome_records(
     stats: &mut Stats,
 ) -> Vec<Record> {
     let dead = |kind: &str, reason: String, stats: &mut Stats| {
-        tracing::debug!(kind, reason = %reason, "dead-lettered");
+        tracing::debug!(
+            pipeline = %spec.name,
+            topic = %message.topic,
+            partition = message.partition,
+            offset = message.offset,
+            kind,
+            reason = %reason,
+            "dead-lettered"
+        );
         *stats.dead_lettered.entry(kind.to_string()).or_default() += 1;
         vec![dead_letter(spec, plugin, message, kind, &reason)]
     };
@@ -574,11 +627,7 @@ pub(crate) fn outcome_records(
             }]
         }
         Outcome::Outputs(outputs) => {
-            if let Some(bad) = outputs
-                .iter()
-                .filter_map(|o| o.topic.as_deref())
-                .find(|t| *t != spec.output && !spec.routes.iter().any(|r| r == t))
-            {
+            if let Some(bad) = undeclared_route(spec, &outputs) {
                 let reason = format!(
                     "the plugin sent an output to {bad:?}, which is not a declared route of this pipeline (routes: {:?})",
                     spec.routes
@@ -604,6 +653,14 @@ pub(crate) fn outcome_records(
         Outcome::Failed(reason) => dead("failed", reason, stats),
         Outcome::Aborted(Abort { kind, reason }) => dead(kind.as_str(), reason, stats),
     }
+}
+
+/// The first output topic that is neither the output nor a route.
+fn undeclared_route<'a>(spec: &Pipeline, outputs: &'a [crate::plugin::Output]) -> Option<&'a str> {
+    outputs
+        .iter()
+        .filter_map(|o| o.topic.as_deref())
+        .find(|t| *t != spec.output && !spec.routes.iter().any(|r| r == t))
 }
 
 /// The original record plus headers saying what happened to it and where it came from.
