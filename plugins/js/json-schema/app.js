@@ -32,29 +32,54 @@ const DRAFTS = new Map([
 let compiled = null;
 
 // The library checks a `$ref` and compiles a `pattern` only while
-// validating, and throws there, and takes any `type` name; the Rust plugin
-// refuses such a schema at init, so look now. Values of `enum`, `const`,
-// … are data, not schemas.
+// validating, and throws there; it takes any `type` name; and it applies
+// every keyword it knows under every draft. The Rust plugin refuses such
+// schemas at init, or ignores a keyword its draft does not define: refuse
+// them all at init, by name. Values of `enum`, `const`, … are data.
 const DATA = new Set(['enum', 'const', 'default', 'examples']);
+const MAPS = new Set(['properties', 'patternProperties', '$defs', 'definitions', 'dependentSchemas', 'dependencies']);
 const TYPES = new Set(['null', 'boolean', 'object', 'array', 'number', 'string', 'integer']);
-function checkSchema(node, lookup, where) {
-  if (node === null || typeof node !== 'object') return;
+const LATER = ['prefixItems', 'dependentRequired', 'dependentSchemas', 'unevaluatedProperties',
+  'unevaluatedItems', 'minContains', 'maxContains', '$recursiveRef', '$recursiveAnchor'];
+const NOT_IN = {
+  4: new Set([...LATER, 'if', 'then', 'else', 'contains', 'const', 'propertyNames']),
+  7: new Set(LATER),
+  '2019-09': new Set(['prefixItems', '$dynamicRef', '$dynamicAnchor']),
+  '2020-12': new Set(['$recursiveRef', '$recursiveAnchor', '$dynamicRef', '$dynamicAnchor']),
+};
+
+function checkSchema(node, draft, lookup, where) {
+  if (node === null || typeof node !== 'object' || Array.isArray(node)) return;
+  const refuse = (what) => { throw `${where}: ${what}`; };
+  for (const keyword of Object.keys(node)) {
+    if (NOT_IN[draft].has(keyword)) refuse(`keyword "${keyword}" is not supported under draft ${draft}: declare another $schema or remove it`);
+  }
+  if (draft === '2020-12' && Array.isArray(node.items)) refuse('"items" is an array: since 2020-12 that is "prefixItems"');
+  for (const bound of ['exclusiveMinimum', 'exclusiveMaximum']) {
+    // A boolean modifying minimum/maximum in draft 4, a number of its own since.
+    const type = typeof node[bound];
+    if (type !== 'undefined' && (type === 'boolean') !== (draft === '4')) {
+      refuse(`"${bound}" is a ${type}, which draft ${draft} does not allow`);
+    }
+  }
   if ((typeof node.type === 'string' || Array.isArray(node.type)) && ![node.type].flat().every((t) => TYPES.has(t))) {
-    throw `${where}: type ${JSON.stringify(node.type)} is not one of ${[...TYPES].join(', ')}`;
+    refuse(`type ${JSON.stringify(node.type)} is not one of ${[...TYPES].join(', ')}`);
   }
   if (typeof node.$ref === 'string' && lookup[node.__absolute_ref__ ?? node.$ref] === undefined) {
-    throw `${where}: $ref ${JSON.stringify(node.$ref)} cannot be resolved (remote schemas are not fetched)`;
+    refuse(`$ref ${JSON.stringify(node.$ref)} cannot be resolved (remote schemas are not fetched)`);
   }
   const patterns = [node.pattern, ...Object.keys(node.patternProperties ?? {})];
   for (const pattern of patterns.filter((p) => typeof p === 'string')) {
     try {
       new RegExp(pattern, 'u');
     } catch (e) {
-      throw `${where}: pattern ${JSON.stringify(pattern)} is not a regular expression: ${e.message}`;
+      refuse(`pattern ${JSON.stringify(pattern)} is not a regular expression: ${e.message}`);
     }
   }
   for (const [key, child] of Object.entries(node)) {
-    if (!DATA.has(key)) checkSchema(child, lookup, `${where}/${key}`);
+    if (DATA.has(key) || child === null || typeof child !== 'object') continue;
+    const subs = Array.isArray(child) || MAPS.has(key) ? Object.entries(child) : [[null, child]];
+    for (const [name, sub] of subs) checkSchema(sub, draft, lookup, name === null ? `${where}/${key}` : `${where}/${key}/${name}`);
   }
 }
 
@@ -94,7 +119,7 @@ export const validator = {
       throw `config key \`schema\` is not a valid JSON Schema: ${e.message}`;
     }
     try {
-      checkSchema(schema, compiled.lookup, '(root)');
+      checkSchema(schema, draft, compiled.lookup, '(root)');
     } catch (e) {
       throw `config key \`schema\` is not a valid JSON Schema: ${e}`;
     }
