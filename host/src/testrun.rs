@@ -192,9 +192,15 @@ impl Test {
                 Some(false) => tally.failed += 1,
                 None => {}
             }
-            match format {
-                Format::Json => writeln!(out, "{result}")?,
-                Format::Pretty => write_pretty(&mut out, line_no, &key, &result, &logs, verdict)?,
+            let written = match format {
+                Format::Json => writeln!(out, "{result}"),
+                Format::Pretty => write_pretty(&mut out, line_no, &key, &result, &logs, verdict),
+            };
+            match written {
+                Ok(()) => {}
+                // `weir test … | head`: the reader has all it wants.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => break,
+                Err(e) => return Err(e.into()),
             }
         }
         drop(out);
