@@ -174,3 +174,81 @@ fn js_router_and_validator_route_fan_out_drop_and_dead_letter_on_tansu() {
         );
     }
 }
+
+/// The result lines of `weir test` without `reason` and `logs` (whose
+/// wording is free).
+fn results(wasm: &str, input: &str, config: &[&str]) -> Vec<Value> {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut cmd = std::process::Command::new(crate::support::WEIR);
+    cmd.current_dir(&repo)
+        .args(["test", wasm, "--format", "json", "--input", input]);
+    for c in config {
+        cmd.args(["--config", c]);
+    }
+    let out = cmd.output().expect("weir runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "weir test {wasm} {input}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).expect("a JSON result line");
+            let o = v.as_object_mut().expect("a result object");
+            o.remove("reason");
+            o.remove("logs");
+            v
+        })
+        .collect()
+}
+
+/// The JavaScript-specific probes of `plugins/js/tests/` (what `JSON.parse`
+/// alone gets wrong: 1e400, lone surrogates, a BOM, 128 levels, repeated
+/// and integer-like keys, float spelling; a 2020-12 schema with `$ref`,
+/// `format`, `prefixItems`) give the Rust plugins' results line for line.
+#[test]
+fn js_plugins_match_rust_on_the_js_probes() {
+    let routes = [
+        "route_field=region",
+        "route.eu=orders.eu",
+        "route.us=orders.us",
+        "route.__proto__=orders.proto",
+        "route.constructor=orders.c",
+    ];
+    let order = ["schema=@quickstart/schemas/order.json"];
+    let rich = ["schema=@plugins/js/tests/rich-schema.json"];
+    let cases: [(&str, &str, &[&str]); 4] = [
+        (
+            "json_schema",
+            "plugins/js/tests/probe-validator.jsonl",
+            &order,
+        ),
+        ("json_schema", "plugins/js/tests/rich.jsonl", &rich),
+        ("router", "plugins/js/tests/probe-router.jsonl", &routes),
+        ("router", "plugins/js/tests/numbers.jsonl", &routes),
+    ];
+    for (plugin, input, config) in cases {
+        let rust = results(&dist(&format!("{plugin}.wasm")), input, config);
+        let js = results(&dist(&format!("js_{plugin}.wasm")), input, config);
+        let lines = std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join(input),
+        )
+        .expect("the probe file")
+        .lines()
+        .count();
+        assert_eq!(
+            rust.len(),
+            lines,
+            "{plugin} on {input}: one result per line"
+        );
+        for (i, (r, j)) in rust.iter().zip(&js).enumerate() {
+            assert_eq!(j, r, "{plugin} on {input}, line {}: js vs rust", i + 1);
+        }
+        assert_eq!(js.len(), rust.len(), "{plugin} on {input}");
+    }
+}
