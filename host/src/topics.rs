@@ -52,6 +52,17 @@ pub enum TopicError {
     Client { bootstrap: String, reason: String },
 }
 
+/// Some brokers (tansu) drop the connection of a refused SASL login
+/// instead of answering it, which librdkafka reports as a transport failure.
+fn sasl_hint(kafka: &Kafka) -> &'static str {
+    match kafka.properties.get("security.protocol") {
+        Some(p) if p.starts_with("sasl") => {
+            " (SASL is on: a refused login can look like this; check kafka.security.username and password)"
+        }
+        _ => "",
+    }
+}
+
 /// One topic a pipeline needs, with the config key that names it.
 struct Need<'a> {
     pipeline: &'a Pipeline,
@@ -116,8 +127,9 @@ pub async fn ensure(
             Err(e) if !may_create => {
                 tracing::warn!(
                     %bootstrap,
-                    "topics not checked: Kafka did not answer within {PROBE_TIMEOUT:?} ({e}); \
-                     the pipelines wait for it"
+                    "topics not checked: Kafka did not answer within {PROBE_TIMEOUT:?} ({e}){}; \
+                     the pipelines wait for it",
+                    sasl_hint(kafka)
                 );
                 return Ok(());
             }
@@ -125,8 +137,9 @@ pub async fn ensure(
                 if warned.is_none_or(|at: Instant| at.elapsed() >= WAIT_WARNING_EVERY) {
                     tracing::warn!(
                         %bootstrap,
-                        "waiting for Kafka to create the pipelines' topics ({e}; {}s so far)",
-                        started.elapsed().as_secs()
+                        "waiting for Kafka to create the pipelines' topics ({e}; {}s so far){}",
+                        started.elapsed().as_secs(),
+                        sasl_hint(kafka)
                     );
                     warned = Some(Instant::now());
                 }

@@ -17,5 +17,6 @@ mod python;
 mod reload;
 mod scaffold;
 mod scaling;
+mod security;
 mod support;
 mod topics;
