@@ -199,6 +199,21 @@ fn the_quickstart_runs_on_the_embedded_broker() {
         stdout.contains("[invalid: /id"),
         "reasons are printed: {stdout}"
     );
+    // Each pipeline's start-up line says what its plugin is and cost.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let started = stderr
+        .lines()
+        .find(|l| l.contains("plugin instantiated"))
+        .unwrap_or_else(|| panic!("no start-up line: {stderr}"));
+    for field in [
+        "validator",
+        "instantiate_ms",
+        "compile_ms",
+        "bytes",
+        "language: Rust",
+    ] {
+        assert!(started.contains(field), "{field} missing: {started}");
+    }
 }
 
 #[test]
