@@ -11,6 +11,10 @@ RUN bash plugins/build.sh \
  && cp target/release/weir /usr/local/bin/weir
 
 FROM debian:bookworm-slim
+# libssl3: librdkafka's TLS and SCRAM; curl: docker-compose's health check.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libssl3 ca-certificates curl \
+ && rm -rf /var/lib/apt/lists/*
 COPY --from=build /usr/local/bin/weir /usr/local/bin/weir
 COPY --from=build /src/plugins/dist/*.wasm /app/plugins/dist/
 COPY quickstart/ /app/quickstart/

@@ -95,7 +95,7 @@ fn weir_and_the_ui_reach_kafka_where_it_advertises_itself() {
 }
 
 #[test]
-fn weir_runs_the_quickstart_config_which_reads_the_brokers_from_kafka_brokers() {
+fn weir_runs_the_quickstart_pipeline_which_reads_the_brokers_from_kafka_brokers() {
     let c = compose();
     let command: Vec<&str> = c["services"]["weir"]["command"]
         .as_array()
@@ -103,13 +103,109 @@ fn weir_runs_the_quickstart_config_which_reads_the_brokers_from_kafka_brokers() 
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    assert_eq!(command, ["run", "--config", "/app/quickstart/weir.toml"]);
-    let env = |name: &str| (name == "KAFKA_BROKERS").then(|| "kafka:9092".to_string());
-    let path = repo().join("quickstart/weir.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let config =
-        weir::config::Config::parse(&path, &text, &env).expect("the quickstart config parses");
-    assert_eq!(config.kafka.brokers, "kafka:9092");
+    assert_eq!(command, ["run", "--config", "/app/quickstart/compose.toml"]);
+    let compose = quickstart("compose.toml");
+    assert_eq!(compose.kafka.brokers, "kafka:9092");
+    // The same pipeline as the quickstart run without Docker.
+    let plain = quickstart("weir.toml");
+    assert_eq!(compose.pipelines.len(), plain.pipelines.len());
+    for (a, b) in compose.pipelines.iter().zip(&plain.pipelines) {
+        assert_eq!(
+            (
+                &a.name,
+                &a.input,
+                &a.group,
+                &a.output,
+                &a.dead_letter,
+                &a.routes
+            ),
+            (
+                &b.name,
+                &b.input,
+                &b.group,
+                &b.output,
+                &b.dead_letter,
+                &b.routes
+            )
+        );
+        assert_eq!((&a.plugin, &a.plugin_config), (&b.plugin, &b.plugin_config));
+        // A fresh Kafka has no topics: weir makes them.
+        assert!(a.topics.create, "{} creates its topics", a.name);
+    }
     let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
     assert!(dockerfile.contains("plugins/build.sh") && dockerfile.contains("/app/plugins/dist/"));
+}
+
+/// A quickstart config as the weir container reads it.
+fn quickstart(name: &str) -> weir::config::Config {
+    let env = |name: &str| (name == "KAFKA_BROKERS").then(|| "kafka:9092".to_string());
+    let path = repo().join("quickstart").join(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    weir::config::Config::parse(&path, &text, &env)
+        .unwrap_or_else(|e| panic!("quickstart/{name} parses: {e}"))
+}
+
+#[test]
+fn weir_publishes_its_metrics_port_and_is_health_checked_on_it() {
+    let c = compose();
+    let weir = &c["services"]["weir"];
+    let listen = quickstart("compose.toml")
+        .http
+        .expect("the compose config serves /metrics and /health")
+        .listen;
+    assert!(
+        listen.ip().is_unspecified(),
+        "{listen}: reachable from outside the container"
+    );
+    let port = listen.port();
+    let published: Vec<&str> = weir["ports"]
+        .as_array()
+        .expect("weir publishes ports")
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert!(
+        published
+            .iter()
+            .any(|p| p.ends_with(&format!(":{port}")) && p.starts_with("127.0.0.1:")),
+        "port {port} published on loopback: {published:?}"
+    );
+    let test: Vec<&str> = weir["healthcheck"]["test"]
+        .as_array()
+        .expect("weir has a health check")
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let url = format!("http://127.0.0.1:{port}/health");
+    assert!(test.contains(&url.as_str()), "{test:?} probes {url}");
+    // The probe's tool is in the image.
+    let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
+    let runtime = &dockerfile[dockerfile.rfind("FROM ").unwrap()..];
+    assert!(
+        runtime.contains(test[1]),
+        "{} installed in the runtime stage",
+        test[1]
+    );
+    assert!(
+        runtime.contains("libssl3"),
+        "librdkafka's OpenSSL at run time"
+    );
+    assert_eq!(
+        weir["depends_on"]["kafka"]["condition"], "service_healthy",
+        "weir starts once Kafka is healthy"
+    );
+}
+
+#[test]
+fn the_readme_documents_every_kafka_variable_the_compose_file_sets() {
+    let c = compose();
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let env = c["services"]["kafka"]["environment"].as_object().unwrap();
+    assert!(env.len() >= 10);
+    for var in env.keys() {
+        assert!(
+            readme.contains(&format!("| `{var}` |")),
+            "README's Docker table documents {var}"
+        );
+    }
 }
