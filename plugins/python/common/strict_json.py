@@ -3,7 +3,8 @@ same verdict as the Rust ones for every message.
 
 Python's `json` is more lenient in four ways, each closed here: it accepts
 NaN/Infinity (refused), reads `1e400` as infinity (refused: out of range),
-accepts lone UTF-16 surrogate escapes like `"\\ud800"` (refused) and nests
+accepts lone UTF-16 surrogate escapes like `"\\ud800"` (refused, even in
+the value of a key repeated later, which serde_json also refuses) and nests
 as deep as the stack allows, which in wasm overflows it and traps (refused
 from 128 levels on, serde_json's limit, before parsing). Bytes must be
 UTF-8: `json.loads` would also guess UTF-16/32. And like serde_json, an
@@ -69,15 +70,29 @@ def loads(data):
     # Cheap filters first: only a text that could break a rule is scanned.
     if data.count(b"[") + data.count(b"{") >= MAX_DEPTH:
         _check_nesting(data)
+    hooks = {"parse_constant": _no_constant}
+    # The other hooks cost a call per number or object: only when needed.
     folded = data.translate(FOLD)
-    if any(huge in folded for huge in HUGE):  # the hooks cost a call per number
-        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite,
-                           parse_int=_integer)
-    else:
-        value = json.loads(text, parse_constant=_no_constant)
-    if SURROGATE_ESCAPE.search(data):
-        json.dumps(value, ensure_ascii=False).encode("utf-8")  # raises on a lone surrogate
+    if any(huge in folded for huge in HUGE):
+        hooks.update(parse_float=_finite, parse_int=_integer)
+    surrogates = SURROGATE_ESCAPE.search(data)
+    if surrogates:
+        hooks.update(object_pairs_hook=_utf8_pairs)
+    value = json.loads(text, **hooks)
+    if surrogates:
+        _utf8(value)
     return value
+
+
+def _utf8(value):
+    json.dumps(value, ensure_ascii=False).encode("utf-8")  # raises on a lone surrogate
+
+
+def _utf8_pairs(pairs):
+    """Checks every pair, even one a repeated key drops (serde_json refuses
+    a lone surrogate wherever it is)."""
+    _utf8(pairs)
+    return dict(pairs)
 
 
 def _number(value):
