@@ -61,7 +61,7 @@ class Validator(exports.Validator):
         global validator
         if validator is not None:
             raise Err("init was called twice")
-        text = dict(config).get("schema")
+        text = next((value for key, value in config if key == "schema"), None)
         if text is None:
             raise Err("config key `schema` is missing: set it to a JSON Schema document or @file")
         try:
@@ -72,8 +72,9 @@ class Validator(exports.Validator):
         if problems:
             raise Err("config key `schema` uses what fastjsonschema does not enforce: " + "; ".join(problems))
         # Drafts 4-7 check `format`; from 2019-09 on it is an annotation (as in the Rust plugin).
-        declared = schema.get("$schema", "") if isinstance(schema, dict) else ""
-        formats = any(draft in declared for draft in ("draft-04", "draft-06", "draft-07"))
+        declared = schema.get("$schema") if isinstance(schema, dict) else None
+        formats = isinstance(declared, str) and any(
+            draft in declared for draft in ("draft-04", "draft-06", "draft-07"))
         try:
             validator = fastjsonschema.compile(schema, use_default=False, use_formats=formats)
         except Exception as e:  # the library raises several kinds for a bad schema
