@@ -232,3 +232,39 @@ fn conformance_suite_covers_its_cases() {
         assert!(large > 300_000, "{suite}: largest value {large} bytes");
     }
 }
+
+/// `weir check` and the start-up log say what each example was made with:
+/// every language's components carry a producers section naming it.
+#[test]
+fn every_language_s_components_name_their_toolchain() {
+    use weir::producers::Producers;
+    let expected: [(&str, &str, &str); 4] = [
+        ("rust", "Rust", "rustc "),
+        ("python", "Python", "componentize-py "),
+        ("js", "JavaScript", "ComponentizeJS "),
+        ("c", "C11", "wit-bindgen-c "),
+    ];
+    let mut problems = Vec::new();
+    for (language, named, tool) in expected {
+        for plugin in ["json_schema", "router"] {
+            let path = match component(language, plugin) {
+                Ok(p) => p,
+                Err(e) => {
+                    problems.push(e);
+                    continue;
+                }
+            };
+            let p = Producers::read(&std::fs::read(&path).unwrap());
+            let tools: Vec<&String> = p.get("processed-by").iter().chain(p.get("sdk")).collect();
+            if !p.get("language").iter().any(|l| l == named)
+                || !tools.iter().any(|t| t.starts_with(tool))
+            {
+                problems.push(format!(
+                    "{}: expected language {named} and a {tool:?}: {p}",
+                    path.display()
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
