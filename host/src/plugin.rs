@@ -160,18 +160,79 @@ pub struct LogTags {
     pub capture: Option<Arc<Mutex<Vec<GuestLine>>>>,
 }
 
+/// The message a plugin call on this thread is handling, so that what the
+/// guest logs names it (topic, partition, offset) at any log level. A
+/// thread-local because the guest's log and stdout reach the host through
+/// callbacks that only see the store; the call runs on the caller's thread.
+struct CallPlace {
+    active: bool,
+    topic: String,
+    partition: i32,
+    offset: i64,
+}
+
+thread_local! {
+    static PLACE: std::cell::RefCell<CallPlace> = const {
+        std::cell::RefCell::new(CallPlace { active: false, topic: String::new(), partition: 0, offset: 0 })
+    };
+}
+
+/// Clears the place when the call ends, a panic included.
+struct PlaceGuard;
+
+impl Drop for PlaceGuard {
+    fn drop(&mut self) {
+        PLACE.with_borrow_mut(|p| p.active = false);
+    }
+}
+
+/// Marks `msg` as the one being handled until the guard drops. The topic
+/// is copied only when it changes (one per pipeline): no allocation per call.
+fn enter_place(msg: &Message) -> PlaceGuard {
+    PLACE.with_borrow_mut(|p| {
+        if p.topic != msg.topic {
+            p.topic.clear();
+            p.topic.push_str(&msg.topic);
+        }
+        p.partition = msg.partition;
+        p.offset = msg.offset;
+        p.active = true;
+    });
+    PlaceGuard
+}
+
+/// Runs `f` with the current message's topic, partition and offset (all
+/// none outside a call, e.g. in `init`).
+fn with_place<R>(f: impl FnOnce(Option<&str>, Option<i32>, Option<i64>) -> R) -> R {
+    PLACE.with_borrow(|p| {
+        if p.active {
+            f(Some(&p.topic), Some(p.partition), Some(p.offset))
+        } else {
+            f(None, None, None)
+        }
+    })
+}
+
 impl LogTags {
     fn emit(&self, source: &'static str, line: &str) {
         let (pipeline, plugin) = (&self.pipeline, &self.plugin);
-        match source {
-            "trace" => tracing::trace!(target: "weir::guest", pipeline, plugin, "{line}"),
-            "debug" => tracing::debug!(target: "weir::guest", pipeline, plugin, "{line}"),
-            "warn" | "stderr" => {
-                tracing::warn!(target: "weir::guest", pipeline, plugin, source, "{line}")
+        with_place(|topic, partition, offset| match source {
+            "trace" => {
+                tracing::trace!(target: "weir::guest", pipeline, plugin, topic, partition, offset, "{line}")
             }
-            "error" => tracing::error!(target: "weir::guest", pipeline, plugin, "{line}"),
-            _ => tracing::info!(target: "weir::guest", pipeline, plugin, source, "{line}"),
-        }
+            "debug" => {
+                tracing::debug!(target: "weir::guest", pipeline, plugin, topic, partition, offset, "{line}")
+            }
+            "warn" | "stderr" => {
+                tracing::warn!(target: "weir::guest", pipeline, plugin, topic, partition, offset, source, "{line}")
+            }
+            "error" => {
+                tracing::error!(target: "weir::guest", pipeline, plugin, topic, partition, offset, "{line}")
+            }
+            _ => {
+                tracing::info!(target: "weir::guest", pipeline, plugin, topic, partition, offset, source, "{line}")
+            }
+        });
         if let Some(capture) = &self.capture
             && let Ok(mut lines) = capture.lock()
         {
@@ -501,6 +562,7 @@ impl Instance {
 
     /// Hands `msg` to the plugin within the call deadline and memory limit.
     pub fn call(&mut self, msg: &Message) -> Outcome {
+        let _place = enter_place(msg);
         if self.guest.is_none()
             && let Err(e) = self.replace()
         {
@@ -530,6 +592,9 @@ impl Instance {
                 tracing::warn!(
                     pipeline = %self.tags.pipeline,
                     plugin = %self.plugin.name,
+                    topic = %msg.topic,
+                    partition = msg.partition,
+                    offset = msg.offset,
                     kind = abort.kind.as_str(),
                     "the plugin call was aborted ({}); replacing the instance",
                     abort.reason
