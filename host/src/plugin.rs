@@ -265,17 +265,29 @@ impl Runtime {
         Runtime::build(true)
     }
 
+    /// As [`Runtime::new`], compiling every component afresh: what a first
+    /// start costs (the benchmarks measure it).
+    pub fn without_cache() -> anyhow::Result<Runtime> {
+        Runtime::build_with(false, false)
+    }
+
     fn build(fuel: bool) -> anyhow::Result<Runtime> {
+        Runtime::build_with(fuel, true)
+    }
+
+    fn build_with(fuel: bool, cached: bool) -> anyhow::Result<Runtime> {
         let mut config = EngineConfig::new();
         config
             .wasm_component_model(true)
             .epoch_interruption(true)
             .consume_fuel(fuel);
-        match compile_cache() {
-            Ok(cache) => {
-                config.cache(Some(cache));
+        if cached {
+            match compile_cache() {
+                Ok(cache) => {
+                    config.cache(Some(cache));
+                }
+                Err(e) => tracing::warn!("compiling without a cache: {e:#}"),
             }
-            Err(e) => tracing::warn!("compiling without a cache: {e:#}"),
         }
         let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
         let weak = engine.weak();
