@@ -1161,6 +1161,40 @@ memory = "16MiB"
     }
 
     #[test]
+    fn delivery_defaults_to_at_least_once_and_exactly_once_takes_its_transaction_bounds() {
+        let p = &parse(GOOD).unwrap().pipelines[0];
+        assert_eq!(p.delivery, Delivery::AtLeastOnce);
+        assert_eq!(p.transaction, Transaction::default());
+        let text = GOOD.replace(
+            "plugin = \"p.wasm\"\n",
+            "plugin = \"p.wasm\"\ndelivery = \"exactly-once\"\n[pipeline.transaction]\nmax_messages = 50\nmax_time = \"1s\"\nid = \"weir-${SET}\"\n",
+        );
+        let p = &parse(&text).unwrap().pipelines[0];
+        assert_eq!(p.delivery, Delivery::ExactlyOnce);
+        assert_eq!(p.transaction.max_messages, 50);
+        assert_eq!(p.transaction.max_time, Duration::from_secs(1));
+        assert_eq!(p.transaction.id.as_deref(), Some("weir-from-env"));
+    }
+
+    #[test]
+    fn an_unknown_delivery_is_named_with_its_line_and_the_choices() {
+        let text = GOOD.replace(
+            "plugin = \"p.wasm\"\n",
+            "plugin = \"p.wasm\"\ndelivery = \"exactly_once\"\n",
+        );
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.key, "pipeline[0].delivery");
+        assert_eq!(e.line, Some(15), "{e}");
+        assert!(e.message.contains("\"exactly-once\""), "{e}");
+        let text = GOOD.replace(
+            "plugin = \"p.wasm\"\n",
+            "plugin = \"p.wasm\"\n[pipeline.transaction]\nmax_messages = 0\n",
+        );
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.key, "pipeline[0].transaction.max_messages");
+    }
+
+    #[test]
     fn an_unknown_key_names_its_line() {
         let text = GOOD.replace("routes = [", "rotes = [");
         let e = parse(&text).unwrap_err();
