@@ -108,6 +108,9 @@ impl Test {
         let mut instance = match plugin.instantiate(&config, &Limits::default(), tags) {
             Ok(i) => i,
             Err(e) => {
+                for l in take_lines(&capture) {
+                    eprintln!("init [{}] {}", l.source, l.line);
+                }
                 eprintln!("error: {e}");
                 return Ok(ExitCode::from(2));
             }
@@ -127,6 +130,7 @@ impl Test {
             .input
             .as_ref()
             .map_or("stdin".to_string(), |p| p.display().to_string());
+        let expect_name = display(self.expect.as_deref());
         let mut out = std::io::stdout().lock();
         let mut tally = Tally::default();
         for (i, line) in input.lines().enumerate() {
@@ -154,38 +158,8 @@ impl Test {
 
             let key = jsonl::encode_bytes(record.key.as_deref());
             let verdict = expected.as_ref().map(|expected| {
-                let index = tally.messages - 1;
-                match expected.get(index) {
-                    Some((expected_line, e)) => {
-                        let diffs = differences(e, &result);
-                        if !diffs.is_empty() {
-                            eprintln!(
-                                "FAIL {source}:{line_no} (key {key}) against {}:{expected_line}",
-                                display(self.expect.as_deref())
-                            );
-                            if e.get("result") != result.get("result")
-                                && let Some(reason) = result.get("reason").and_then(Value::as_str)
-                            {
-                                eprintln!("  (actual reason: {reason})");
-                            }
-                            for d in diffs.iter().take(MAX_DIFFS) {
-                                eprintln!("  {d}");
-                            }
-                            if diffs.len() > MAX_DIFFS {
-                                eprintln!("  … and {} more differences", diffs.len() - MAX_DIFFS);
-                            }
-                        }
-                        diffs.is_empty()
-                    }
-                    None => {
-                        eprintln!(
-                            "FAIL {source}:{line_no} (key {key}): no expected line for message {} in {}",
-                            index + 1,
-                            display(self.expect.as_deref())
-                        );
-                        false
-                    }
-                }
+                let place = format!("{source}:{line_no} (key {key})");
+                check(expected, tally.messages - 1, &result, &place, &expect_name)
             });
             match verdict {
                 Some(true) => tally.passed += 1,
@@ -210,8 +184,7 @@ impl Test {
             let missing = expected.len().saturating_sub(tally.messages);
             if missing > 0 {
                 eprintln!(
-                    "FAIL {} has {} expected lines but the input gave {} messages: the last {missing} were not compared",
-                    display(self.expect.as_deref()),
+                    "FAIL {expect_name} has {} expected lines but the input gave {} messages: the last {missing} were not compared",
                     expected.len(),
                     tally.messages
                 );
@@ -250,6 +223,42 @@ impl Test {
         }
         Ok(config)
     }
+}
+
+/// Compares result number `index` (from 0) with its expected line; prints
+/// the differences as `FAIL <place> against <file>:<line>` and one line per
+/// differing field. True when it matches.
+fn check(
+    expected: &[(usize, Value)],
+    index: usize,
+    result: &Value,
+    place: &str,
+    expect_name: &str,
+) -> bool {
+    let Some((expected_line, e)) = expected.get(index) else {
+        eprintln!(
+            "FAIL {place}: no expected line for message {} in {expect_name}",
+            index + 1
+        );
+        return false;
+    };
+    let diffs = differences(e, result);
+    if diffs.is_empty() {
+        return true;
+    }
+    eprintln!("FAIL {place} against {expect_name}:{expected_line}");
+    if e.get("result") != result.get("result")
+        && let Some(reason) = result.get("reason").and_then(Value::as_str)
+    {
+        eprintln!("  (actual reason: {reason})");
+    }
+    for d in diffs.iter().take(MAX_DIFFS) {
+        eprintln!("  {d}");
+    }
+    if diffs.len() > MAX_DIFFS {
+        eprintln!("  … and {} more differences", diffs.len() - MAX_DIFFS);
+    }
+    false
 }
 
 fn display(path: Option<&Path>) -> String {
