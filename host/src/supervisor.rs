@@ -304,9 +304,12 @@ fn instantiate(spec: &Pipeline, plugin: &Arc<Plugin>) -> anyhow::Result<Instance
         capture: None,
     };
     let started = std::time::Instant::now();
-    let instance = plugin
-        .instantiate(&spec.plugin_config, &spec.limits, tags)
-        .with_context(|| format!("pipeline {:?}", spec.name))?;
+    // `init` may write to stdout, a WASI call that blocks on tokio: leave
+    // the async context for it (outside a runtime this just calls).
+    let instance = tokio::task::block_in_place(|| {
+        plugin.instantiate(&spec.plugin_config, &spec.limits, tags)
+    })
+    .with_context(|| format!("pipeline {:?}", spec.name))?;
     tracing::info!(
         pipeline = %spec.name,
         plugin = %plugin.name,

@@ -10,6 +10,7 @@ mod fixtures;
 mod js;
 mod kafka;
 mod library;
+mod logs;
 mod metrics;
 mod plugins;
 mod policy;
