@@ -102,3 +102,41 @@ fn topics_are_created_with_their_partitions_and_an_existing_one_is_kept() {
     weir.signal("TERM");
     assert!(weir.wait(LONG).success());
 }
+
+#[test]
+fn topic_settings_are_checked_when_the_config_is_read() {
+    let dir = TempDir::new();
+    std::fs::write(dir.0.join("p.wasm"), b"").unwrap();
+    let parse = |topics: &str| {
+        let text = format!(
+            "[kafka]\nbrokers = \"b:9092\"\n[[pipeline]]\nname = \"p\"\ninput = \"i\"\noutput = \"o\"\n\
+             dead_letter = \"d\"\nplugin = \"p.wasm\"\n[pipeline.topics]\n{topics}"
+        );
+        weir::config::Config::parse(&dir.0.join("weir.toml"), &text, &|_| None)
+    };
+    let c = parse(
+        "create = true\npartitions = 4\n[pipeline.topics.config]\n\"retention.ms\" = 60000\n",
+    )
+    .unwrap();
+    let t = &c.pipelines[0].topics;
+    assert!(t.create);
+    assert_eq!(
+        (t.partitions, t.replication),
+        (4, -1),
+        "replication: the broker's default"
+    );
+    assert_eq!(t.config["retention.ms"], "60000");
+    for (bad, key) in [
+        ("partitions = 0", "pipeline[0].topics.partitions"),
+        ("replication = -2", "pipeline[0].topics.replication"),
+    ] {
+        let e = parse(bad).unwrap_err();
+        assert_eq!(e.key, key, "{e}");
+        assert_eq!(e.line, Some(10), "{e}");
+    }
+    let e = parse("create = \"yes\"").unwrap_err();
+    assert!(
+        e.to_string().contains("create") || e.line == Some(10),
+        "{e}"
+    );
+}
