@@ -35,6 +35,7 @@ const FIXTURES: &[&str] = &[
     "env-and-files",
     "flaky",
     "missing-import",
+    "noop",
 ];
 
 /// The crates of `plugins/rust`, by directory (= package) name.

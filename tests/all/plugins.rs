@@ -58,6 +58,7 @@ fn every_fixture_is_covered_here() {
         "ENV_AND_FILES",
         "FLAKY",
         "MISSING_IMPORT",
+        "NOOP",
         "JSON_SCHEMA",
         "ROUTER",
     ];
@@ -109,6 +110,23 @@ fn init_errors_fail_at_start_up() {
         .instantiate(&[], &Limits::default(), LogTags::default())
         .unwrap_err();
     assert!(err.to_string().contains("schema"), "{err}");
+}
+
+#[test]
+fn the_noop_validator_accepts_anything_on_one_instance() {
+    // The benchmark's baseline plugin: every call must succeed on the same
+    // instance, whatever the record holds, or the numbers measure restarts.
+    let mut v = instance(fixtures::NOOP, &[]);
+    for line in [
+        r#"{"value":{"id":1,"text":"Hello 1"}}"#,
+        r#"{"value":null,"key":null}"#,
+        r#"{"value":"not json","headers":{"h":"v"}}"#,
+    ] {
+        for _ in 0..100 {
+            assert_eq!(call(&mut v, line), Outcome::Accepted, "{line}");
+        }
+    }
+    assert_eq!(v.replacements(), 0);
 }
 
 #[test]
