@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds every example plugin into plugins/dist/<name>.wasm.
-# Usage: bash plugins/build.sh   (from any directory; a no-op build is fast)
+# Usage: bash plugins/build.sh [rust|python|js|c ...]   (default: all;
+# from any directory; a no-op build is fast)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 mkdir -p dist
@@ -33,7 +34,17 @@ build_rust() {
     done
 }
 
-build_rust
-bash python/build.sh
-bash js/build.sh
-bash c/build.sh
+# The languages to build: the arguments, or every one. The quickstart builds
+# only rust, so it needs no Python, JavaScript or C toolchain.
+languages=("$@")
+[ ${#languages[@]} -gt 0 ] || languages=(rust python js c)
+for language in "${languages[@]}"; do
+    case $language in
+    rust) build_rust ;;
+    python | js | c) bash "$language/build.sh" ;;
+    *)
+        echo "error: unknown language '$language' (rust, python, js or c)" >&2
+        exit 2
+        ;;
+    esac
+done

@@ -5,6 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
-bash plugins/build.sh
+bash plugins/build.sh rust
 exec cargo run --quiet -p weir --bin weir -- \
     run --config quickstart/weir.toml --seed quickstart/messages.jsonl --drain
