@@ -362,7 +362,7 @@ impl Registry {
             self.config_reloads_rejected.load(Relaxed)
         );
 
-        let simple: [(&str, &str, &str, fn(&PipelineMetrics) -> i64); 7] = [
+        let simple: [Simple; 7] = [
             (
                 "weir_messages_consumed_total",
                 "counter",
@@ -505,6 +505,14 @@ impl Registry {
         out
     }
 }
+
+/// A one-sample-per-pipeline family: name, type, help, value.
+type Simple = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&PipelineMetrics) -> i64,
+);
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
