@@ -99,8 +99,15 @@ impl Supervisor {
             Some(swap_rx),
         );
         let task_name = name.clone();
-        self.tasks
-            .spawn(async move { (task_name, generation, task.await) }.instrument(span));
+        // A thread of its own per pipeline, driving the loop with
+        // `block_on`: there the plugin call's `block_in_place` only marks the
+        // thread as outside the runtime, where on a worker thread it would
+        // hand the worker's core to another thread on every message.
+        let handle = tokio::runtime::Handle::current();
+        self.tasks.spawn_blocking(move || {
+            let result = handle.block_on(task.instrument(span));
+            (task_name, generation, result)
+        });
         self.running.insert(
             name,
             Running {
