@@ -71,13 +71,6 @@ fn inputs_of(tansu: &Tansu, input: &str, n: usize) -> Inputs {
     inputs
 }
 
-/// Each input record's result exactly once across `out` (valid) and
-/// `dead` (invalid).
-fn every_input_once(out: &[Value], dead: &[Value], inputs: &Inputs) {
-    let repeated = every_input_at_least_once(out, dead, inputs);
-    assert_eq!(repeated, 0, "{repeated} results came out more than once");
-}
-
 /// Each input record's result at least once, valid ones in `out`, invalid
 /// in `dead`; how many results came more often than their inputs.
 fn every_input_at_least_once(out: &[Value], dead: &[Value], inputs: &Inputs) -> usize {

@@ -206,6 +206,12 @@ fn processes_joining_and_leaving_share_the_input_and_process_each_message_once()
         counts.iter().all(|c| *c > 0),
         "each process consumed: {counts:?}"
     );
+    // Kept for a look when an assertion below fails.
+    for (name, text) in [("a", &a_log), ("b", &b_log), ("c", &c_log)] {
+        let kept =
+            std::env::temp_dir().join(format!("weir-scaling-{}-{name}.log", std::process::id()));
+        let _ = std::fs::write(kept, text);
+    }
     let inputs = tansu.consume(&[&t.input], n, LONG, Some(Duration::from_secs(2)));
     exactly_once(&inputs, &out);
     assert_eq!(
