@@ -292,9 +292,10 @@ pub async fn run(
                     instance = fresh;
                     stats.reloads += 1;
                 }
+                let (partition, offset) = (message.partition, message.offset);
                 let records = match policy.decide(&spec, &mut instance, &message, &mut shutdown, &mut stats).await {
                     Decision::Handle(outcome) => {
-                        outcome_records(&spec, &instance.plugin().name, &message, outcome, &mut stats)
+                        outcome_records(&spec, &instance.plugin().name, message, outcome, &mut stats)
                     }
                     Decision::Skip => {
                         stats.skipped += 1;
@@ -311,7 +312,7 @@ pub async fn run(
                         continue;
                     }
                 };
-                let mut in_flight = InFlight { partition: message.partition, offset: message.offset, records, deliveries: Vec::new() };
+                let mut in_flight = InFlight { partition, offset, records, deliveries: Vec::new() };
                 for record in &in_flight.records {
                     in_flight.deliveries.push(Delivery::Waiting(send_until_queued(record, &producer).await));
                 }
@@ -591,10 +592,12 @@ pub(crate) async fn sleep_or_shutdown(d: Duration, shutdown: &mut watch::Receive
     }
 }
 
+/// The records `outcome` asks for; `message` is consumed so an accepted
+/// one is produced from its own buffers, not from a copy.
 pub(crate) fn outcome_records(
     spec: &Pipeline,
     plugin: &str,
-    message: &Message,
+    message: Message,
     outcome: Outcome,
     stats: &mut Stats,
 ) -> Vec<Record> {
@@ -609,19 +612,19 @@ pub(crate) fn outcome_records(
             "dead-lettered"
         );
         *stats.dead_lettered.entry(kind.to_string()).or_default() += 1;
-        vec![dead_letter(spec, plugin, message, kind, &reason)]
+        vec![dead_letter(spec, plugin, &message, kind, &reason)]
     };
     match outcome {
         Outcome::Accepted => {
             stats.produced += 1;
             vec![Record {
                 topic: spec.output.clone(),
-                key: message.key.clone(),
-                value: message.value.clone(),
+                key: message.key,
+                value: message.value,
                 headers: message
                     .headers
-                    .iter()
-                    .map(|h| (h.key.clone(), h.value.clone()))
+                    .into_iter()
+                    .map(|h| (h.key, h.value))
                     .collect(),
                 timestamp: message.timestamp,
             }]

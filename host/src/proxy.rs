@@ -378,14 +378,18 @@ pub fn future_record<'a>(
     value: Option<&'a [u8]>,
     headers: &[(String, Option<Vec<u8>>)],
 ) -> FutureRecord<'a, [u8], [u8]> {
-    let mut owned = OwnedHeaders::new_with_capacity(headers.len());
-    for (key, value) in headers {
-        owned = owned.insert(Header {
-            key,
-            value: value.as_deref(),
-        });
+    let mut record = FutureRecord::to(topic);
+    // An empty header list is still a librdkafka allocation per record.
+    if !headers.is_empty() {
+        let mut owned = OwnedHeaders::new_with_capacity(headers.len());
+        for (key, value) in headers {
+            owned = owned.insert(Header {
+                key,
+                value: value.as_deref(),
+            });
+        }
+        record = record.headers(owned);
     }
-    let mut record = FutureRecord::to(topic).headers(owned);
     record.key = key;
     record.payload = value;
     record

@@ -223,7 +223,7 @@ pub async fn run(
                 }
                 let records: Vec<Record> = match policy.decide(&spec, &mut instance, &message, &mut shutdown, &mut stats).await {
                     Decision::Handle(outcome) => {
-                        outcome_records(&spec, &instance.plugin().name, &message, outcome, &mut stats)
+                        outcome_records(&spec, &instance.plugin().name, message, outcome, &mut stats)
                     }
                     Decision::Skip => {
                         stats.skipped += 1;
