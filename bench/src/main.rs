@@ -443,11 +443,9 @@ async fn measure(
         .await?;
     let expected = setup.tansu.count(input);
     let prefix = format!("probe:{tag}:");
-    let reader = Reader::start(
-        &setup.tansu.bootstrap,
-        &[(output.clone(), partitions), (dead_letter.clone(), 1)],
-        &prefix,
-    )?;
+    let read = [(output.clone(), partitions), (dead_letter.clone(), 1)];
+    let reader = Reader::start(&setup.tansu.bootstrap, &read, &prefix)?;
+    reader.wait_live(&setup.tansu.bootstrap, &read).await?;
     let command = contender_command(
         setup,
         spec,
@@ -665,8 +663,9 @@ async fn direct_latency(tansu: &Tansu, scale: Scale) -> anyhow::Result<Vec<u64>>
     let topic = "direct".to_string();
     tansu.create_topics(1, std::slice::from_ref(&topic)).await?;
     let reader = Reader::start(&tansu.bootstrap, &[(topic.clone(), 1)], "probe:direct:")?;
-    // Let the reader connect before timing anything.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    reader
+        .wait_live(&tansu.bootstrap, &[(topic.clone(), 1)])
+        .await?;
     let work = std::env::temp_dir();
     let setup = Setup {
         tansu,
@@ -718,6 +717,7 @@ async fn scaling_runs(setup: Setup<'_>) -> anyhow::Result<String> {
             let topics: Vec<(String, i32)> =
                 outputs.iter().map(|o| (o.clone(), partitions)).collect();
             let reader = Reader::start(&setup.tansu.bootstrap, &topics, "probe:none:")?;
+            reader.wait_live(&setup.tansu.bootstrap, &topics).await?;
             let pairs: Vec<(&str, &str)> = pipelines
                 .iter()
                 .map(|(i, o)| (i.as_str(), o.as_str()))

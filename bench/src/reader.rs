@@ -16,12 +16,18 @@ use anyhow::Context as _;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
 
-use crate::broker::now_micros;
+use crate::broker::{self, now_micros};
+
+/// The key of the records that show the reader is reading.
+const MARKER: &[u8] = b"weir-bench:marker";
 
 /// What the reader has seen so far.
 #[derive(Debug, Clone, Default)]
 pub struct Seen {
+    /// Records other than markers.
     pub count: u64,
+    /// Markers: written by the benchmark itself, see [`Reader::wait_live`].
+    pub markers: usize,
     pub first: Option<Instant>,
     pub last: Option<Instant>,
     /// Probe latencies in µs, in arrival order.
@@ -73,6 +79,39 @@ impl Reader {
         })
     }
 
+    /// Writes a marker into every partition of `topics` and waits until
+    /// the reader has read them all: from then on it reads records as they
+    /// arrive, so the time of the first one is the contender's, not the
+    /// reader's start-up.
+    pub async fn wait_live(&self, bootstrap: &str, topics: &[(String, i32)]) -> anyhow::Result<()> {
+        let producer = broker::producer(bootstrap, "0")?;
+        let mut sent = 0;
+        for (topic, partitions) in topics {
+            for p in 0..*partitions {
+                let record: rdkafka::producer::FutureRecord<'_, [u8], [u8]> =
+                    rdkafka::producer::FutureRecord::to(topic)
+                        .key(MARKER)
+                        .payload(&b""[..])
+                        .partition(p);
+                match producer.send(record, Duration::from_secs(10)).await {
+                    Ok(_) => sent += 1,
+                    Err((e, _)) => anyhow::bail!("marker to {topic}[{p}]: {e}"),
+                }
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let markers = self.seen.lock().unwrap_or_else(|p| p.into_inner()).markers;
+            if markers >= sent {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!("the reader saw {markers} of {sent} markers in 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     pub fn seen(&self) -> Seen {
         self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -101,6 +140,7 @@ fn read(consumer: BaseConsumer, seen: &Mutex<Seen>, stop: &AtomicBool, prefix: &
         let now = Instant::now();
         let mut s = seen.lock().unwrap_or_else(|p| p.into_inner());
         match result {
+            Ok(m) if m.key() == Some(MARKER) => s.markers += 1,
             Ok(m) => {
                 s.count += 1;
                 s.first.get_or_insert(now);
