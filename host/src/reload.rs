@@ -48,6 +48,12 @@ pub fn watch(runtime: Runtime, targets: Vec<Target>) -> anyhow::Result<Reloader>
             .or_default()
             .push(t);
     }
+    // The bytes running now, read before watching starts: a file rewritten
+    // with the same bytes (a build tool refreshing its output) reloads nothing.
+    let last: HashMap<PathBuf, Vec<u8>> = by_path
+        .keys()
+        .filter_map(|p| Some((p.clone(), std::fs::read(p).ok()?)))
+        .collect();
     let mut dirs: Vec<&Path> = by_path.keys().filter_map(|p| p.parent()).collect();
     dirs.sort();
     dirs.dedup();
@@ -58,16 +64,16 @@ pub fn watch(runtime: Runtime, targets: Vec<Target>) -> anyhow::Result<Reloader>
     }
     std::thread::Builder::new()
         .name("weir-reload".into())
-        .spawn(move || run(runtime, by_path, rx))?;
+        .spawn(move || run(runtime, by_path, last, rx))?;
     Ok(Reloader { _watcher: watcher })
 }
 
 fn run(
     runtime: Runtime,
     by_path: HashMap<PathBuf, Vec<Target>>,
+    mut last: HashMap<PathBuf, Vec<u8>>,
     rx: mpsc::Receiver<notify::Result<notify::Event>>,
 ) {
-    let mut last: HashMap<PathBuf, Vec<u8>> = HashMap::new();
     while let Ok(event) = rx.recv() {
         // The plugin files an event touches.
         let ours = |event: notify::Result<notify::Event>| -> Vec<PathBuf> {

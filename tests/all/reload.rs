@@ -56,6 +56,16 @@ fn plugins_swapped_under_load_lose_nothing_and_a_broken_one_is_rejected() {
     tansu.produce(&t.input, &messages(0..100, "2"));
     tansu.consume(&[&t.output], 100, LONG, None);
 
+    // The same bytes written again (a build refreshing its output) reload nothing.
+    deploy(fixtures::ECHO, &live, 99);
+    std::thread::sleep(IDLE);
+    assert_eq!(
+        weir.log_text().matches("plugin reloaded").count(),
+        0,
+        "{}",
+        weir.log_text()
+    );
+
     // Fan-out: the value "2" now makes two outputs.
     deploy(fixtures::FAN_OUT, &live, 0);
     wait_for_log(&weir, "plugin reloaded", 1);
