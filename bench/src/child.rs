@@ -1,6 +1,7 @@
 //! Each contender runs as a child process, so its CPU time and peak memory
 //! are its own: read from `/proc/<pid>/stat` while it runs (the CPU of one
-//! phase) and from `wait4`'s rusage when it has exited (its whole life).
+//! phase, its peak memory) and from `wait4`'s rusage when it has exited
+//! (its CPU over its whole life).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -14,7 +15,9 @@ use anyhow::Context as _;
 pub struct Usage {
     /// User + system CPU seconds.
     pub cpu: f64,
-    /// Peak resident set size in bytes.
+    /// Peak resident set size in bytes, as the kernel counts it for a
+    /// child: including its parent's peak before `exec` (see
+    /// [`Contender::peak_rss_now`]).
     pub max_rss: u64,
     /// The exit code, or 128 + the signal that ended it.
     pub status: i32,
@@ -60,10 +63,20 @@ impl Contender {
 
     /// Resident memory now, in bytes.
     pub fn rss_now(&self) -> Option<u64> {
+        self.status_kib("VmRSS:").map(|kib| kib * 1024)
+    }
+
+    /// Peak resident memory so far, in bytes. Read while it runs: the
+    /// rusage's `ru_maxrss` is no good here, as Linux carries the parent's
+    /// peak across `exec` into the child's.
+    pub fn peak_rss_now(&self) -> Option<u64> {
+        self.status_kib("VmHWM:").map(|kib| kib * 1024)
+    }
+
+    fn status_kib(&self, field: &str) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kib * 1024)
+        let line = status.lines().find(|l| l.starts_with(field))?;
+        line.split_whitespace().nth(1)?.parse().ok()
     }
 
     /// Its usage if it has exited (without waiting).

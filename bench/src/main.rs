@@ -10,7 +10,8 @@
 //! the last; then probes (records whose key carries the time they were
 //! produced) are sent at a low rate and their end-to-end latency, minus the
 //! direct produce → read latency of the same broker, is the added latency.
-//! Finally SIGTERM, and `wait4` gives the child's CPU time and peak RSS.
+//! Finally the child's peak RSS is read, SIGTERM, and `wait4` gives its CPU
+//! time.
 //!
 //! `weir-bench passthrough …` is the passthrough contender itself (the
 //! benchmark runs it as a child like the others).
@@ -147,8 +148,8 @@ fn cache_dir() -> PathBuf {
 /// How much of everything one run does.
 #[derive(Debug, Clone, Copy)]
 struct Scale {
-    /// Input records per byte of message size, roughly: sized so the
-    /// passthrough runs a few seconds.
+    /// Input records for a message size: enough for the passthrough to run
+    /// a second or more.
     records: fn(usize) -> u64,
     /// Records the slow contenders (the Python design, interpreted plugins)
     /// get instead: their own, shorter input.
@@ -162,8 +163,8 @@ struct Scale {
 
 const FULL: Scale = Scale {
     records: |size| match size {
-        ..=200 => 200_000,
-        ..=2_000 => 100_000,
+        0..=200 => 200_000,
+        201..=2_000 => 100_000,
         _ => 20_000,
     },
     slow_records: |size| match size {
@@ -177,8 +178,8 @@ const FULL: Scale = Scale {
 
 const QUICK: Scale = Scale {
     records: |size| match size {
-        ..=200 => 20_000,
-        ..=2_000 => 10_000,
+        0..=200 => 20_000,
+        201..=2_000 => 10_000,
         _ => 2_000,
     },
     slow_records: |_| 1_000,
@@ -399,7 +400,7 @@ fn contenders() -> Vec<Spec> {
         ("rust", "json_schema.wasm", false),
         ("c", "c_json_schema.wasm", false),
         ("js", "js_json_schema.wasm", true),
-        ("python", "python_json_schema.wasm", true),
+        ("python", "python_json_schema.wasm", false),
     ] {
         let plugin = root().join("plugins/dist").join(file);
         if plugin.is_file() {
@@ -539,9 +540,10 @@ async fn measure(
             row.note = Some(format!("{} duplicates", seen.count - expected - sent));
         }
     }
+    let peak = contender.peak_rss_now();
     let usage = contender.stop(Duration::from_secs(30));
     row.cpu = usage.cpu;
-    row.peak_rss = usage.max_rss;
+    row.peak_rss = peak.unwrap_or(usage.max_rss);
     if usage.status != 0 && row.note.is_none() {
         row.note = Some(format!("exit status {}", usage.status));
     }
@@ -755,6 +757,7 @@ async fn scaling_runs(setup: Setup<'_>) -> anyhow::Result<String> {
             let cpu_at_last = contender.cpu_so_far();
             let rss_drained = contender.rss_now().unwrap_or(0);
             let seen = reader.seen();
+            let peak = contender.peak_rss_now();
             let usage = contender.stop(Duration::from_secs(30));
             let row = Row {
                 contender: tag.clone(),
@@ -767,7 +770,7 @@ async fn scaling_runs(setup: Setup<'_>) -> anyhow::Result<String> {
                 },
                 phase_cpu: cpu_at_first.zip(cpu_at_last).map(|(a, b)| b - a),
                 cpu: usage.cpu,
-                peak_rss: usage.max_rss,
+                peak_rss: peak.unwrap_or(usage.max_rss),
                 ..Row::default()
             };
             anyhow::Ok((row, first_after.unwrap_or_default(), rss_drained))
