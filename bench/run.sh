@@ -7,7 +7,7 @@
 #   --markdown FILE    also write the results as Markdown
 #   --only a,b         only the contenders whose names contain a or b
 #   --no-scaling       skip the scaling runs
-# Prints the table on stdout; takes about ten minutes (--quick: two).
+# Prints the table on stdout; takes about five minutes once built (--quick: two).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
