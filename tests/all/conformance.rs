@@ -20,7 +20,7 @@ fn repo() -> &'static Path {
 }
 
 /// `plugins/dist/<language>_<plugin>.wasm` (Rust's have no prefix).
-fn component(language: &str, plugin: &str) -> Result<PathBuf, String> {
+pub(crate) fn component(language: &str, plugin: &str) -> Result<PathBuf, String> {
     let name = if language == "rust" {
         format!("{plugin}.wasm")
     } else {

@@ -1,20 +1,18 @@
 //! weir's integration tests, one binary: the plugin runtime against every
 //! fixture, the `weir` command, and end-to-end runs on a real broker.
 
-mod c;
 mod cli;
 mod compose;
 mod conformance;
 mod exactly_once;
 mod fixtures;
-mod js;
 mod kafka;
+mod languages;
 mod library;
 mod logs;
 mod metrics;
 mod plugins;
 mod policy;
-mod python;
 mod reload;
 mod scaffold;
 mod scaling;

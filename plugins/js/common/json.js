@@ -30,10 +30,19 @@ function parseStrict(text) {
   // Infinity and lone surrogates are rare: JSON.stringify writes Infinity as
   // `null` (so more nulls than the source has), and a surrogate needs a \u
   // escape. Only then pay for the reviver, a JavaScript call per value.
-  // (Known gap: a repeated key whose dropped value was null can hide one.)
+  // The reviver never sees a repeated key's dropped value, so surrogates and
+  // numbers out of range are also looked for in the text itself.
   const compact = JSON.stringify(value);
-  if (/\\u[dD]/.test(text) || count(compact, 'null') > count(text, 'null')) {
+  const escapes = /\\u[dD]/.test(text);
+  if (escapes || count(compact, 'null') > count(text, 'null')) {
     value = JSON.parse(text, strict);
+  }
+  if (escapes && !(text.match(STRING) ?? []).every((token) => JSON.parse(token).isWellFormed())) {
+    throw new SyntaxError('lone surrogate in a string');
+  }
+  if (/\d[eE]\+?\d{3}|\d{309}/.test(text)) {
+    const numbers = text.replace(STRING, '""').match(/-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g) ?? [];
+    if (!numbers.every((n) => Number.isFinite(Number(n)))) throw new SyntaxError('number out of range');
   }
   // Fewer opening brackets than the limit (most values) cannot nest deeper.
   if (text.length - text.replaceAll('[', '').replaceAll('{', '').length > MAX_DEPTH) {

@@ -37,6 +37,8 @@ def _finite(text):
 
 
 def _integer(text):
+    if text == "-0":
+        return -0.0  # serde_json reads -0 as the float -0.0
     number = int(text)
     if -(2**63) <= number < 2**64:
         return number
