@@ -152,6 +152,9 @@ pub fn check_name(name: &str) -> Result<(), ScaffoldError> {
     }
 }
 
+/// `templates/<language>/common/` goes into every world's project of that language.
+const COMMON: &str = "common";
+
 fn substitute(text: &str, name: &str) -> String {
     text.replace("{{name_snake}}", &snake(name))
         .replace("{{name}}", name)
@@ -166,13 +169,11 @@ pub fn write_project(
 ) -> Result<Vec<PathBuf>, ScaffoldError> {
     check_name(name)?;
     let (language, world) = (language.as_str(), world.as_str());
-    let files: Vec<&TemplateFile> = TEMPLATE_FILES
-        .iter()
-        .filter(|f| f.language == language && f.world == world)
-        .collect();
-    if files.is_empty() {
+    let own = |f: &&TemplateFile| f.language == language && f.world == world;
+    if !TEMPLATE_FILES.iter().any(|f| own(&f)) {
         let mut available: Vec<String> = TEMPLATE_FILES
             .iter()
+            .filter(|f| f.world != COMMON)
             .map(|f| format!("{} {}", f.language, f.world))
             .collect();
         available.dedup();
@@ -199,6 +200,9 @@ pub fn write_project(
         }
     }
 
+    let files = TEMPLATE_FILES
+        .iter()
+        .filter(|f| own(f) || (f.language == language && f.world == COMMON));
     let mut written = Vec::new();
     let contract = TemplateFile {
         language,
@@ -207,11 +211,7 @@ pub fn write_project(
         contents: PLUGIN_WIT.as_bytes(),
         executable: false,
     };
-    for file in files
-        .into_iter()
-        .filter(|f| f.path != contract.path)
-        .chain([&contract])
-    {
+    for file in files.filter(|f| f.path != contract.path).chain([&contract]) {
         let path = dir.join(substitute(file.path, name));
         let contents = match std::str::from_utf8(file.contents) {
             Ok(text) if file.path != contract.path => substitute(text, name).into_bytes(),
@@ -263,7 +263,8 @@ mod tests {
 
     #[test]
     fn every_language_template_has_a_build_script_and_a_test() {
-        for (language, world) in TEMPLATE_FILES.iter().map(|f| (f.language, f.world)) {
+        let worlds = TEMPLATE_FILES.iter().filter(|f| f.world != COMMON);
+        for (language, world) in worlds.map(|f| (f.language, f.world)) {
             for needed in ["build.sh", "input.jsonl", "expected.jsonl", "README.md"] {
                 let file = TEMPLATE_FILES
                     .iter()

@@ -14,6 +14,8 @@ source "$here/toolchain.sh"
 root="$(cd "$here/../.." && pwd)"
 dist="$root/plugins/dist"
 out="$WEIR_CACHE/python-build"
+# The same script stamps the projects `weir new python` writes.
+producers="$root/host/templates/python/common/producers.py"
 mkdir -p "$dist" "$out"
 
 componentize="$COMPONENTIZE_PY_VENV/bin/componentize-py"
@@ -34,7 +36,7 @@ build() {
     local dir="$here/$1" module=$2 world=$3 name=$4
     shift 4
     local stamp
-    stamp="$( (cat "$dir"/*.py "$here"/common/*.py "$here/producers.py" "$root"/wit/*.wit; "$componentize" --version; echo "$*") | sha256sum | cut -d' ' -f1)"
+    stamp="$( (cat "$dir"/*.py "$here"/common/*.py "$producers" "$root"/wit/*.wit; "$componentize" --version; echo "$*") | sha256sum | cut -d' ' -f1)"
     if [ ! -f "$out/$name.wasm" ] || [ "$(cat "$out/$name.inputs" 2>/dev/null)" != "$stamp" ]; then
         local paths=(-p "$dir")
         local extra
@@ -42,7 +44,7 @@ build() {
         # No venv of the caller's leaks into the component's module path.
         env -u VIRTUAL_ENV "$componentize" --quiet -d "$root/wit" -w "$world" componentize \
             "${paths[@]}" -o "$out/$name.wasm.tmp" "$module"
-        python3 "$here/producers.py" "$out/$name.wasm.tmp" "$("$componentize" --version | cut -d' ' -f2)"
+        python3 "$producers" "$out/$name.wasm.tmp" "$("$componentize" --version | cut -d' ' -f2)"
         mv "$out/$name.wasm.tmp" "$out/$name.wasm"
         echo "$stamp" >"$out/$name.inputs"
     fi

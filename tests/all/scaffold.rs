@@ -68,6 +68,21 @@ fn new_builds_and_passes(language: &str, world: &str) {
     );
     let wasm = dir.join(format!("{snake}.wasm"));
     assert!(wasm.exists(), "build.sh wrote no {}", wasm.display());
+    // What `weir check` and the start-up line report as its language.
+    let named = match language {
+        "rust" => "Rust",
+        "python" => "Python",
+        "js" => "JavaScript",
+        _ => "C",
+    };
+    let producers = weir::producers::Producers::read(&std::fs::read(&wasm).unwrap());
+    assert!(
+        producers
+            .get("language")
+            .iter()
+            .any(|l| l.starts_with(named)),
+        "{language}: the component says {producers}"
+    );
 
     let test = Command::new(WEIR)
         .current_dir(&dir)
