@@ -287,27 +287,16 @@ pub async fn run(
                             message.topic, message.partition, message.offset
                         );
                     }
-                // A reloaded plugin takes over between two messages.
-                while let Some(fresh) = swaps.as_mut().and_then(|rx| rx.try_recv().ok()) {
-                    instance = fresh;
-                    stats.reloads += 1;
-                }
                 let (partition, offset) = (message.partition, message.offset);
-                let records = match policy.decide(&spec, &mut instance, &message, &mut shutdown, &mut stats).await {
-                    Decision::Handle(outcome) => {
-                        outcome_records(&spec, &instance.plugin().name, message, outcome, &mut stats)
-                    }
-                    Decision::Skip => {
-                        stats.skipped += 1;
-                        Vec::new()
-                    }
-                    Decision::Stop(reason) => {
+                let records = match policy.handle(&spec, &mut instance, &mut swaps, message, &mut shutdown, &mut stats).await {
+                    Handled::Records(records) => records,
+                    Handled::Stop(reason) => {
                         tracing::error!(pipeline = %name, "stopping the pipeline: {reason}");
                         policy_stop = Some(reason);
                         stopping = true;
                         continue;
                     }
-                    Decision::Interrupted => {
+                    Handled::Interrupted => {
                         stopping = true;
                         continue;
                     }
@@ -392,6 +381,16 @@ pub(crate) enum Decision {
     Interrupted,
 }
 
+/// What a consumed message comes to, in either delivery loop.
+pub(crate) enum Handled {
+    /// Produce these (none: dropped or skipped); then its offset may go.
+    Records(Vec<Record>),
+    /// The policy stops the pipeline; the message stays uncommitted.
+    Stop(String),
+    /// Shutdown came during a backoff or pause: leave the message unstored.
+    Interrupted,
+}
+
 /// The failure policy's state: retries with backoff per message, and the
 /// breaker's memory of the last messages.
 pub(crate) struct Policy {
@@ -425,6 +424,38 @@ impl Policy {
 
     fn is_open(&self) -> bool {
         self.recent.iter().filter(|f| **f).count() > self.breaker.failures
+    }
+
+    /// Swaps in a reloaded plugin (between two messages), decides the
+    /// message's fate and turns it into the records to produce.
+    pub(crate) async fn handle(
+        &mut self,
+        spec: &Pipeline,
+        instance: &mut Instance,
+        swaps: &mut Option<UnboundedReceiver<Instance>>,
+        message: Message,
+        shutdown: &mut watch::Receiver<bool>,
+        stats: &mut Stats,
+    ) -> Handled {
+        while let Some(fresh) = swaps.as_mut().and_then(|rx| rx.try_recv().ok()) {
+            *instance = fresh;
+            stats.reloads += 1;
+        }
+        match self.decide(spec, instance, &message, shutdown, stats).await {
+            Decision::Handle(outcome) => Handled::Records(outcome_records(
+                spec,
+                &instance.plugin().name,
+                message,
+                outcome,
+                stats,
+            )),
+            Decision::Skip => {
+                stats.skipped += 1;
+                Handled::Records(Vec::new())
+            }
+            Decision::Stop(reason) => Handled::Stop(reason),
+            Decision::Interrupted => Handled::Interrupted,
+        }
     }
 
     /// Calls the plugin, retrying failures with backoff; applies the breaker,

@@ -33,8 +33,8 @@ use tokio::time::Instant;
 
 use crate::config::{Kafka, Pipeline};
 use crate::pipeline::{
-    CONSUME_BACKOFF, CONSUME_WARNING_EVERY, Decision, Policy, Record, Stats, StopAt,
-    outcome_records, send_until_queued, sleep_or_shutdown, to_message,
+    CONSUME_BACKOFF, CONSUME_WARNING_EVERY, Handled, Policy, Record, Stats, StopAt,
+    send_until_queued, sleep_or_shutdown, to_message,
 };
 use crate::plugin::Instance;
 use crate::proxy::{ConsumerProxy, ProducerProxy, WeirConsumer, WeirProducer, finish_revoke};
@@ -217,25 +217,15 @@ pub async fn run(
                 drop(msg);
                 stats.consumed += 1;
                 *per_partition.entry(partition).or_default() += 1;
-                while let Some(fresh) = swaps.as_mut().and_then(|rx| rx.try_recv().ok()) {
-                    instance = fresh;
-                    stats.reloads += 1;
-                }
-                let records: Vec<Record> = match policy.decide(&spec, &mut instance, &message, &mut shutdown, &mut stats).await {
-                    Decision::Handle(outcome) => {
-                        outcome_records(&spec, &instance.plugin().name, message, outcome, &mut stats)
-                    }
-                    Decision::Skip => {
-                        stats.skipped += 1;
-                        Vec::new()
-                    }
-                    Decision::Stop(reason) => {
+                let records: Vec<Record> = match policy.handle(&spec, &mut instance, &mut swaps, message, &mut shutdown, &mut stats).await {
+                    Handled::Records(records) => records,
+                    Handled::Stop(reason) => {
                         tracing::error!(pipeline = %name, "stopping the pipeline: {reason}");
                         policy_stop = Some(reason);
                         stopping = true;
                         continue;
                     }
-                    Decision::Interrupted => {
+                    Handled::Interrupted => {
                         stopping = true;
                         continue;
                     }
