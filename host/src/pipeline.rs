@@ -470,9 +470,7 @@ impl Policy {
         stats: &mut Stats,
     ) -> Decision {
         self.metrics.consumed();
-        let decision = self
-            .choose(spec, instance, message, shutdown, stats)
-            .await;
+        let decision = self.choose(spec, instance, message, shutdown, stats).await;
         let m = &self.metrics;
         match &decision {
             Decision::Handle(Outcome::Accepted) => m.produced(&spec.output),
