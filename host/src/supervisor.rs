@@ -313,10 +313,9 @@ fn instantiate(spec: &Pipeline, plugin: &Arc<Plugin>) -> anyhow::Result<Instance
     let started = std::time::Instant::now();
     // `init` may write to stdout, a WASI call that blocks on tokio: leave
     // the async context for it (outside a runtime this just calls).
-    let instance = tokio::task::block_in_place(|| {
-        plugin.instantiate(&spec.plugin_config, &spec.limits, tags)
-    })
-    .with_context(|| format!("pipeline {:?}", spec.name))?;
+    let instance =
+        tokio::task::block_in_place(|| plugin.instantiate(&spec.plugin_config, &spec.limits, tags))
+            .with_context(|| format!("pipeline {:?}", spec.name))?;
     tracing::info!(
         pipeline = %spec.name,
         plugin = %plugin.name,
