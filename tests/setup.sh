@@ -61,6 +61,8 @@ command -v cc >/dev/null && command -v make >/dev/null && command -v pkg-config 
     || apt_install build-essential pkg-config
 # librdkafka is built with OpenSSL (TLS and SCRAM to Kafka).
 [ -f /usr/include/openssl/ssl.h ] || apt_install libssl-dev
+# The TLS tests make their certificates with the openssl command.
+command -v openssl >/dev/null || apt_install openssl
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 \
     || apt_install python3 python3-venv
 

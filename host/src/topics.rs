@@ -52,12 +52,20 @@ pub enum TopicError {
     Client { bootstrap: String, reason: String },
 }
 
-/// Some brokers (tansu) drop the connection of a refused SASL login
-/// instead of answering it, which librdkafka reports as a transport failure.
-fn sasl_hint(kafka: &Kafka) -> &'static str {
-    match kafka.properties.get("security.protocol") {
-        Some(p) if p.starts_with("sasl") => {
+/// What a transport failure may mean with security on: some brokers
+/// (tansu) drop the connection of a refused SASL login instead of answering
+/// it, and a failed TLS handshake (an unknown CA, a certificate for another
+/// name) reaches this client only as a transport failure too.
+fn security_hint(kafka: &Kafka) -> &'static str {
+    match kafka.properties.get("security.protocol").map(String::as_str) {
+        Some("sasl_ssl") => {
+            " (SASL and TLS are on: a refused login or a failed TLS handshake can look like this; check kafka.security.username, password and ca)"
+        }
+        Some("sasl_plaintext") => {
             " (SASL is on: a refused login can look like this; check kafka.security.username and password)"
+        }
+        Some("ssl") => {
+            " (TLS is on: a failed handshake can look like this; check kafka.security.ca, cert and key, and that the broker's certificate names the address in brokers)"
         }
         _ => "",
     }
@@ -129,7 +137,7 @@ pub async fn ensure(
                     %bootstrap,
                     "topics not checked: Kafka did not answer within {PROBE_TIMEOUT:?} ({e}){}; \
                      the pipelines wait for it",
-                    sasl_hint(kafka)
+                    security_hint(kafka)
                 );
                 return Ok(());
             }
@@ -139,7 +147,7 @@ pub async fn ensure(
                         %bootstrap,
                         "waiting for Kafka to create the pipelines' topics ({e}; {}s so far){}",
                         started.elapsed().as_secs(),
-                        sasl_hint(kafka)
+                        security_hint(kafka)
                     );
                     warned = Some(Instant::now());
                 }

@@ -139,7 +139,7 @@ fn metrics_count_what_was_sent_and_health_turns_ready_once_assigned() {
     tansu.consume(&[&t.output], valid, LONG, None);
     tansu.consume(&[&t.dead], invalid, LONG, None);
 
-    let consumed = format!("weir_messages_consumed_total{{pipeline=\"e2e\"}}");
+    let consumed = "weir_messages_consumed_total{pipeline=\"e2e\"}".to_string();
     let (_, metrics) = wait_for(&weir, http_port, "/metrics", |_, body| {
         sample(body, &consumed) == Some((valid + invalid) as f64)
             && sample(body, "weir_in_flight{pipeline=\"e2e\"}") == Some(0.0)

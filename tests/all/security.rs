@@ -1,7 +1,8 @@
 //! `[kafka.security]`: SCRAM against a tansu that requires authentication,
-//! TLS against a plaintext port (tansu 0.6 does not serve TLS: its
-//! `--cert`/`--key` build an acceptor that is never used), and the mapping
-//! onto librdkafka's properties with its errors.
+//! mutual TLS through a TLS terminator in front of tansu (tansu 0.6 does not
+//! serve TLS: its `--cert`/`--key` build an acceptor that is never used),
+//! TLS against a plaintext port, and the mapping onto librdkafka's
+//! properties with its errors.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -271,4 +272,183 @@ fn bad_security_settings_name_their_key() {
     .unwrap_err();
     assert_eq!(e.key, "kafka.security.protocol", "{e}");
     assert!(e.message.contains("set it in one place"), "{e}");
+}
+
+/// Runs `openssl` in `dir`; panics with its output if it fails.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl runs");
+    assert!(out.status.success(), "openssl {args:?}: {out:?}");
+}
+
+/// `<name>.key` and `<name>.pem` signed by `<ca>`, valid for 127.0.0.1.
+fn signed_cert(dir: &Path, ca: &str, name: &str) {
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    let (key, csr, pem) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.pem"),
+    );
+    let subject = format!("/CN={name}");
+    openssl(
+        dir,
+        &[
+            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj",
+            &subject,
+        ],
+    );
+    let (ca_pem, ca_key) = (format!("{ca}.pem"), format!("{ca}.key"));
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca_pem,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "san.ext",
+            "-out",
+            &pem,
+        ],
+    );
+}
+
+fn certificate_authority(dir: &Path, name: &str) {
+    let (key, pem, subject) = (
+        format!("{name}.key"),
+        format!("{name}.pem"),
+        format!("/CN={name}"),
+    );
+    openssl(
+        dir,
+        &[
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-keyout", &key, "-out",
+            &pem, "-subj", &subject,
+        ],
+    );
+}
+
+/// Mutual TLS to a real broker: tansu behind a TLS terminator
+/// (`tests/e2e/tls_proxy.py`, which requires a client certificate) and
+/// advertising the terminator's port, so every connection weir makes, the
+/// admin client's, the producer's and the consumer's, is TLS. A CA that did
+/// not sign the broker's certificate gets nowhere, and the log says TLS is
+/// the likely cause (librdkafka reports it as a transport failure).
+#[test]
+fn mutual_tls_through_a_terminator_runs_a_pipeline_and_a_wrong_ca_gets_nowhere() {
+    let dir = TempDir::new();
+    certificate_authority(&dir.0, "ca");
+    certificate_authority(&dir.0, "other-ca");
+    signed_cert(&dir.0, "ca", "broker");
+    signed_cert(&dir.0, "ca", "client");
+
+    let (plain, tls) = (free_port(), free_port());
+    let mut broker = Command::new(tansu_binary())
+        .current_dir(&dir.0)
+        .args([
+            "broker",
+            "--listener-url",
+            &format!("tcp://127.0.0.1:{plain}"),
+        ])
+        .args([
+            "--advertised-listener-url",
+            &format!("tcp://127.0.0.1:{tls}"),
+        ])
+        .args(["--storage-engine", "memory://tansu/"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tansu starts");
+    let proxy_script = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/tls_proxy.py");
+    let mut proxy = Command::new(crate::support::python())
+        .current_dir(&dir.0)
+        .arg(&proxy_script)
+        .args([
+            &tls.to_string(),
+            &plain.to_string(),
+            "broker.pem",
+            "broker.key",
+            "ca.pem",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the TLS terminator starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for port in [plain, tls] {
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "nothing listens on {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    let seed = dir.write(
+        "seed.jsonl",
+        &(0..5)
+            .map(|i| format!("{{\"key\": \"k{i}\", \"value\": \"v{i}\"}}\n"))
+            .collect::<String>(),
+    );
+    let drain = |ca: &str, limit: Duration| {
+        let config = config(
+            &dir,
+            &format!("127.0.0.1:{tls}"),
+            &format!(
+                "protocol = \"ssl\"\nca = \"{ca}.pem\"\ncert = \"client.pem\"\nkey = \"client.key\"\n"
+            ),
+            true,
+        );
+        let mut child = Command::new(crate::support::WEIR)
+            .args(["run", "--no-reload", "--seed"])
+            .arg(&seed)
+            .arg("--drain")
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("weir starts");
+        let deadline = Instant::now() + limit;
+        while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        child.wait_with_output().unwrap()
+    };
+
+    let good = drain("ca", LONG);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&good.stdout),
+        String::from_utf8_lossy(&good.stderr),
+    );
+    assert!(good.status.success(), "{stdout}\n{stderr}");
+    for i in 0..5 {
+        assert!(
+            stdout.contains(&format!("v{i}")),
+            "record {i} came through:\n{stdout}\n{stderr}"
+        );
+    }
+
+    // It keeps trying, as for a broker that is down, and says why.
+    let bad = drain("other-ca", Duration::from_secs(10));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("TLS is on: a failed handshake can look like this"),
+        "the probable cause is named:\n{stderr}"
+    );
+    let _ = proxy.kill();
+    let _ = broker.kill();
+    let _ = proxy.wait();
+    let _ = broker.wait();
 }
