@@ -1,9 +1,11 @@
 //! `weir new`: writes a ready-to-build plugin project for one language and
-//! world from the templates under `host/templates/<language>/<world>/`,
+//! world from the templates under `host/templates/<language>/<world>/` plus
+//! the language's `host/templates/<language>/common/` (its `build.sh`),
 //! which `build.rs` embeds at compile time.
 //!
-//! Invariants: every occurrence of `{{name}}` and `{{name_snake}}` (the name
-//! with `-` turned into `_`) is replaced, in file contents and in paths;
+//! Invariants: every occurrence of `{{name}}`, `{{name_snake}}` (the name
+//! with `-` turned into `_`) and `{{world}}` (`validator-plugin` or
+//! `transformer-plugin`) is replaced, in file contents and in paths;
 //! `wit/plugin.wit` is always the host's own copy of the contract, so a
 //! project built from it matches the weir that wrote it; executable template
 //! files (`build.sh`) stay executable; nothing is written into a directory
@@ -155,9 +157,12 @@ pub fn check_name(name: &str) -> Result<(), ScaffoldError> {
 /// `templates/<language>/common/` goes into every world's project of that language.
 const COMMON: &str = "common";
 
-fn substitute(text: &str, name: &str) -> String {
+/// Fills in `{{name}}`, `{{name_snake}}` and `{{world}}` (the WIT world,
+/// e.g. `validator-plugin`).
+fn substitute(text: &str, name: &str, world: &str) -> String {
     text.replace("{{name_snake}}", &snake(name))
         .replace("{{name}}", name)
+        .replace("{{world}}", &format!("{world}-plugin"))
 }
 
 /// Writes the project into `dir`; returns the files written.
@@ -212,9 +217,9 @@ pub fn write_project(
         executable: false,
     };
     for file in files.filter(|f| f.path != contract.path).chain([&contract]) {
-        let path = dir.join(substitute(file.path, name));
+        let path = dir.join(substitute(file.path, name, world));
         let contents = match std::str::from_utf8(file.contents) {
-            Ok(text) if file.path != contract.path => substitute(text, name).into_bytes(),
+            Ok(text) if file.path != contract.path => substitute(text, name, world).into_bytes(),
             _ => file.contents.to_vec(),
         };
         let write = |path: &Path| -> std::io::Result<()> {
@@ -256,8 +261,12 @@ mod tests {
     #[test]
     fn both_names_are_substituted() {
         assert_eq!(
-            substitute("{{name}} {{name_snake}}.wasm {{name}}", "my-plugin"),
-            "my-plugin my_plugin.wasm my-plugin"
+            substitute(
+                "{{name}} {{name_snake}}.wasm {{name}} {{world}}",
+                "my-plugin",
+                "validator"
+            ),
+            "my-plugin my_plugin.wasm my-plugin validator-plugin"
         );
     }
 
@@ -265,20 +274,22 @@ mod tests {
     fn every_language_template_has_a_build_script_and_a_test() {
         let worlds = TEMPLATE_FILES.iter().filter(|f| f.world != COMMON);
         for (language, world) in worlds.map(|f| (f.language, f.world)) {
+            // In the world's own folder or in the language's common one.
+            let find = |path: &str| {
+                TEMPLATE_FILES.iter().find(|f| {
+                    f.language == language
+                        && (f.world == world || f.world == COMMON)
+                        && f.path == path
+                })
+            };
             for needed in ["build.sh", "input.jsonl", "expected.jsonl", "README.md"] {
-                let file = TEMPLATE_FILES
-                    .iter()
-                    .find(|f| f.language == language && f.world == world && f.path == needed);
                 assert!(
-                    file.is_some(),
+                    find(needed).is_some(),
                     "templates/{language}/{world} has no {needed}"
                 );
             }
-            let build = TEMPLATE_FILES
-                .iter()
-                .find(|f| f.language == language && f.world == world && f.path == "build.sh");
             assert!(
-                build.is_some_and(|f| f.executable),
+                find("build.sh").is_some_and(|f| f.executable),
                 "templates/{language}/{world}/build.sh is not executable"
             );
         }

@@ -8,8 +8,8 @@
 # plugins/c/setup.sh installs them all.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
-world=validator-plugin
-sources=(plugin.c json.c)
+world={{world}}
+sources=(*.c)
 
 cache="${WEIR_CACHE:-$HOME/.cache/weir}/c"
 missing() {

@@ -14,7 +14,7 @@ if [ -z "$componentize" ]; then
 fi
 paths=(-p .)
 if [ -d deps ]; then paths+=(-p deps); fi
-env -u VIRTUAL_ENV "$componentize" --quiet -d wit -w transformer-plugin componentize "${paths[@]}" -o {{name_snake}}.wasm app
+env -u VIRTUAL_ENV "$componentize" --quiet -d wit -w {{world}} componentize "${paths[@]}" -o {{name_snake}}.wasm app
 # componentize-py records only its runtime: say the component is Python.
 python3 producers.py {{name_snake}}.wasm "$version"
 echo "built {{name_snake}}.wasm"

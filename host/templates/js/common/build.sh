@@ -20,6 +20,6 @@ NODE_PATH="$toolchain" "$esbuild" app.js --bundle --format=esm --main-fields=mod
     --platform=neutral --external:'weir:*' --log-level=warning --outfile="$bundle/app.js"
 # No HTTP, clocks or random numbers (add them back by removing them here);
 # stdio stays, so console.log reaches weir's log.
-"$jco" componentize "$bundle/app.js" --wit "$PWD/wit" --world-name validator-plugin \
+"$jco" componentize "$bundle/app.js" --wit "$PWD/wit" --world-name {{world}} \
     --disable http fetch-event clocks random -o {{name_snake}}.wasm >/dev/null
 echo "built {{name_snake}}.wasm"
