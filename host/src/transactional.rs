@@ -66,17 +66,41 @@ struct Batch {
     deliveries: Vec<DeliveryFuture>,
 }
 
-/// The `transactional.id` when the config gives none: stable across
-/// restarts of this pipeline on this host, so a restarted process fences
-/// its killed predecessor and aborts what it left open at once.
-pub fn default_transactional_id(spec: &Pipeline) -> String {
+/// The `transactional.id` when the config gives none, with the lock that
+/// holds it for this process. Stable across restarts of this pipeline on
+/// this host, so a restarted process fences its killed predecessor and
+/// aborts what it left open at once; and distinct for processes running the
+/// same pipeline side by side on one host (each takes the lowest free slot,
+/// held by a file lock the kernel drops when the process dies), which would
+/// otherwise fence each other on every start.
+pub fn default_transactional_id(spec: &Pipeline) -> (String, Option<std::fs::File>) {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".to_string());
-    format!("weir-{}-{}-{host}", spec.group, spec.name)
+    let base = format!("weir-{}-{}-{host}", spec.group, spec.name);
+    let dir = std::env::temp_dir().join("weir-transactional-ids");
+    if std::fs::create_dir_all(&dir).is_err() {
+        return (base, None);
+    }
+    // A name fit for a file whatever the group and pipeline are called.
+    let file_name: String = base
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
+        .collect();
+    for slot in 0..1024 {
+        let path = dir.join(format!("{file_name}-{slot}.lock"));
+        let Ok(file) = std::fs::File::create(&path) else {
+            break;
+        };
+        if file.try_lock().is_ok() {
+            let id = if slot == 0 { base } else { format!("{base}-{slot}") };
+            return (id, Some(file));
+        }
+    }
+    (base, None)
 }
 
 /// Runs one exactly-once pipeline until `shutdown` turns true (or `stop_at`
@@ -96,11 +120,11 @@ pub async fn run(
     // Progress is committed only through transactions.
     consumer_config.set("enable.auto.commit", "false");
     consumer_config.set("isolation.level", "read_committed");
-    let txn_id = spec
-        .transaction
-        .id
-        .clone()
-        .unwrap_or_else(|| default_transactional_id(&spec));
+    // `_slot` holds a derived id for as long as this pipeline runs.
+    let (txn_id, _slot) = match spec.transaction.id.clone() {
+        Some(id) => (id, None),
+        None => default_transactional_id(&spec),
+    };
     let mut producer_config: ClientConfig = base;
     producer_config.set("transactional.id", &txn_id);
     let consumer_proxy = ConsumerProxy::new(

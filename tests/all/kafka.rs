@@ -1,4 +1,4 @@
-//! End-to-end on a real broker: tansu on loopback, inputs produced and
+//! End-to-end on a real broker: kafka on loopback, inputs produced and
 //! outputs read by the independent aiokafka client, weir as a child process.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::fixtures;
-use crate::support::{Tansu, TempDir, WeirProcess, header, unique, value_json};
+use crate::broker::{Broker, Kafka};
+use crate::support::{TempDir, WeirProcess, header, unique, value_json};
 
 const ORDER_SCHEMA: &str = r#"{"type":"object","properties":{"id":{"type":"integer"},"text":{"type":"string"}},"required":["id","text"]}"#;
 
@@ -30,10 +31,10 @@ impl Topics {
         }
     }
 
-    pub fn create(&self, tansu: &Tansu, partitions: u32) {
+    pub fn create(&self, kafka: &Kafka, partitions: u32) {
         let mut all = vec![self.input.as_str(), &self.output, &self.dead];
         all.extend(self.routes.iter().map(String::as_str));
-        tansu.create_topics(partitions, &all);
+        kafka.create_topics(partitions, &all);
     }
 }
 
@@ -62,7 +63,7 @@ fn write_config(
 
 /// A broker with fresh topics and a config for `plugin` on them.
 pub struct Setup {
-    pub tansu: Tansu,
+    pub kafka: Broker,
     pub t: Topics,
     pub config: std::path::PathBuf,
     pub _dir: TempDir,
@@ -85,18 +86,29 @@ pub fn setup_with(
     plugin_config: &dyn Fn(&Topics) -> Vec<(String, String)>,
     extra: &str,
 ) -> Setup {
-    let tansu = Tansu::start();
+    setup_on(Broker::shared(), partitions, routes, plugin, plugin_config, extra)
+}
+
+/// As `setup_with`, on `kafka`.
+pub fn setup_on(
+    kafka: Broker,
+    partitions: u32,
+    routes: usize,
+    plugin: &str,
+    plugin_config: &dyn Fn(&Topics) -> Vec<(String, String)>,
+    extra: &str,
+) -> Setup {
     let t = Topics::new(routes);
-    t.create(&tansu, partitions);
+    t.create(&kafka, partitions);
     let dir = TempDir::new();
     let pairs = plugin_config(&t);
     let pairs: Vec<(&str, &str)> = pairs
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let config = write_config(&dir, &tansu.bootstrap, &t, plugin, &pairs, extra);
+    let config = write_config(&dir, &kafka.bootstrap, &t, plugin, &pairs, extra);
     Setup {
-        tansu,
+        kafka,
         t,
         config,
         _dir: dir,
@@ -129,12 +141,12 @@ fn check_ids(records: &[Value], n: u64, once: bool) -> usize {
 
 /// If ids are missing from `out`, panics naming where each was in the
 /// input and what the group committed: loss must be explainable.
-fn explain_missing(tansu: &Tansu, t: &Topics, out: &[Value], n: u64) {
+fn explain_missing(kafka: &Kafka, t: &Topics, out: &[Value], n: u64) {
     let seen: BTreeSet<u64> = ids(out).into_iter().collect();
     if (0..n).all(|i| seen.contains(&i)) {
         return;
     }
-    let inputs = tansu.consume(&[&t.input], n as usize, LONG, Some(IDLE));
+    let inputs = kafka.consume(&[&t.input], n as usize, LONG, Some(IDLE));
     let places: Vec<String> = inputs
         .iter()
         .filter(|r| !seen.contains(&value_json(r)["id"].as_u64().unwrap()))
@@ -147,17 +159,17 @@ fn explain_missing(tansu: &Tansu, t: &Topics, out: &[Value], n: u64) {
     panic!(
         "lost {} of {n}: input partition@offset {places:?}; committed {}; output records per partition {per_partition:?}; inputs read back {}",
         places.len(),
-        tansu.committed(&t.group, &t.input),
+        kafka.committed(&t.group, &t.input),
         inputs.len()
     );
 }
 
 /// At-least-once, checked from outside: every input below the group's
 /// committed offset has its output. On failure, keeps weir's log.
-fn committed_means_produced(tansu: &Tansu, t: &Topics, log: &std::path::Path) {
-    let committed = tansu.committed(&t.group, &t.input);
-    let inputs = tansu.consume(&[&t.input], 1, LONG, Some(IDLE));
-    let outputs: BTreeSet<u64> = ids(&tansu.consume(&[&t.output], 1, LONG, Some(IDLE)))
+fn committed_means_produced(kafka: &Kafka, t: &Topics, log: &std::path::Path) {
+    let committed = kafka.committed(&t.group, &t.input);
+    let inputs = kafka.consume(&[&t.input], 1, LONG, Some(IDLE));
+    let outputs: BTreeSet<u64> = ids(&kafka.consume(&[&t.output], 1, LONG, Some(IDLE)))
         .into_iter()
         .collect();
     let unproduced: Vec<String> = inputs
@@ -198,7 +210,7 @@ const IDLE: Duration = Duration::from_secs(3);
 #[test]
 fn valid_messages_reach_the_output_and_invalid_ones_the_dead_letter_topic_with_every_header() {
     let Setup {
-        tansu,
+        kafka,
         t,
         config,
         _dir,
@@ -213,11 +225,11 @@ fn valid_messages_reach_the_output_and_invalid_ones_the_dead_letter_topic_with_e
     inputs.push(json!({"key": null, "value": {"id": 13}}));
     inputs.push(json!({"key": "null-value", "value": null}));
     inputs.push(json!({"key": "binary", "value": {"$base64": "AP8A/w=="}}));
-    tansu.produce(&t.input, &inputs);
+    kafka.produce(&t.input, &inputs);
 
     let weir = WeirProcess::start(&config);
-    let valid = tansu.consume(&[&t.output], 10, LONG, Some(IDLE));
-    let dead = tansu.consume(&[&t.dead], 6, LONG, Some(IDLE));
+    let valid = kafka.consume(&[&t.output], 10, LONG, Some(IDLE));
+    let dead = kafka.consume(&[&t.dead], 6, LONG, Some(IDLE));
     weir.signal("TERM");
     assert!(weir.wait(LONG).success());
 
@@ -293,7 +305,7 @@ fn valid_messages_reach_the_output_and_invalid_ones_the_dead_letter_topic_with_e
 #[test]
 fn a_transformer_fans_out_drops_and_routes_and_an_undeclared_route_is_dead_lettered() {
     let Setup {
-        tansu,
+        kafka,
         t,
         config,
         _dir,
@@ -304,7 +316,7 @@ fn a_transformer_fans_out_drops_and_routes_and_an_undeclared_route_is_dead_lette
             ("route.mars".into(), "not-a-declared-route".into()),
         ]
     });
-    tansu.produce(
+    kafka.produce(
         &t.input,
         &[
             json!({"key": "plain", "value": {"n": 1}}),
@@ -317,10 +329,10 @@ fn a_transformer_fans_out_drops_and_routes_and_an_undeclared_route_is_dead_lette
         ],
     );
     let weir = WeirProcess::start(&config);
-    let out = tansu.consume(&[&t.output], 3, LONG, Some(IDLE));
-    let eu = tansu.consume(&[&t.routes[0]], 2, LONG, Some(IDLE));
-    let us = tansu.consume(&[&t.routes[1]], 1, LONG, Some(IDLE));
-    let dead = tansu.consume(&[&t.dead], 2, LONG, Some(IDLE));
+    let out = kafka.consume(&[&t.output], 3, LONG, Some(IDLE));
+    let eu = kafka.consume(&[&t.routes[0]], 2, LONG, Some(IDLE));
+    let us = kafka.consume(&[&t.routes[1]], 1, LONG, Some(IDLE));
+    let dead = kafka.consume(&[&t.dead], 2, LONG, Some(IDLE));
     weir.signal("TERM");
     assert!(weir.wait(LONG).success());
 
@@ -360,7 +372,7 @@ fn a_transformer_fans_out_drops_and_routes_and_an_undeclared_route_is_dead_lette
 #[test]
 fn null_empty_binary_unicode_and_large_keys_values_and_headers_round_trip() {
     let Setup {
-        tansu,
+        kafka,
         t,
         config,
         _dir,
@@ -373,9 +385,9 @@ fn null_empty_binary_unicode_and_large_keys_values_and_headers_round_trip() {
         json!({"key": "", "value": "", "headers": [["", ""]]}),
         json!({"key": "big", "value": "x".repeat(512 * 1024)}),
     ];
-    tansu.produce(&t.input, &inputs);
+    kafka.produce(&t.input, &inputs);
     let weir = WeirProcess::start(&config);
-    let out = tansu.consume(&[&t.output], inputs.len(), LONG, Some(IDLE));
+    let out = kafka.consume(&[&t.output], inputs.len(), LONG, Some(IDLE));
     weir.signal("TERM");
     assert!(weir.wait(LONG).success());
     assert_eq!(out.len(), inputs.len());
@@ -390,14 +402,14 @@ fn null_empty_binary_unicode_and_large_keys_values_and_headers_round_trip() {
 #[test]
 fn ten_thousand_messages_on_a_clean_run_come_out_exactly_once() {
     let Setup {
-        tansu,
+        kafka,
         t,
         config,
         _dir,
     } = orders(4);
-    tansu.produce(&t.input, &(0..10_000).map(order).collect::<Vec<_>>());
+    kafka.produce(&t.input, &(0..10_000).map(order).collect::<Vec<_>>());
     let weir = WeirProcess::start(&config);
-    let out = tansu.consume(&[&t.output], 10_000, Duration::from_secs(300), Some(IDLE));
+    let out = kafka.consume(&[&t.output], 10_000, Duration::from_secs(300), Some(IDLE));
     weir.signal("TERM");
     assert!(weir.wait(LONG).success());
     check_ids(&out, 10_000, true);
@@ -406,48 +418,48 @@ fn ten_thousand_messages_on_a_clean_run_come_out_exactly_once() {
 #[test]
 fn a_run_stopped_with_sigterm_and_restarted_reprocesses_nothing() {
     let Setup {
-        tansu,
+        kafka,
         t,
         config,
         _dir,
     } = orders(4);
-    tansu.produce(&t.input, &(0..3000).map(order).collect::<Vec<_>>());
+    kafka.produce(&t.input, &(0..3000).map(order).collect::<Vec<_>>());
 
     let first = WeirProcess::start(&config);
     // Stop it mid-stream: as soon as some output exists.
-    tansu.consume(&[&t.output], 1, LONG, None);
+    kafka.consume(&[&t.output], 1, LONG, None);
     first.signal("TERM");
     let first_log = first.log.clone();
     let status = first.wait(LONG);
     assert!(status.success(), "SIGTERM exits 0, got {status:?}");
-    committed_means_produced(&tansu, &t, &first_log);
+    committed_means_produced(&kafka, &t, &first_log);
 
     let second = WeirProcess::start(&config);
-    tansu.produce(&t.input, &(3000..4000).map(order).collect::<Vec<_>>());
-    let out = tansu.consume(&[&t.output], 4000, Duration::from_secs(120), Some(IDLE));
+    kafka.produce(&t.input, &(3000..4000).map(order).collect::<Vec<_>>());
+    let out = kafka.consume(&[&t.output], 4000, Duration::from_secs(120), Some(IDLE));
     second.signal("TERM");
     assert!(second.wait(LONG).success());
-    explain_missing(&tansu, &t, &out, 4000);
+    explain_missing(&kafka, &t, &out, 4000);
     check_ids(&out, 4000, true);
 }
 
 #[test]
 fn a_run_killed_with_sigkill_and_restarted_loses_nothing() {
     let Setup {
-        tansu,
+        kafka,
         t,
         config,
         _dir,
     } = orders(4);
-    tansu.produce(&t.input, &(0..5000).map(order).collect::<Vec<_>>());
+    kafka.produce(&t.input, &(0..5000).map(order).collect::<Vec<_>>());
 
     let first = WeirProcess::start(&config);
-    tansu.consume(&[&t.output], 500, LONG, None);
+    kafka.consume(&[&t.output], 500, LONG, None);
     first.signal("KILL");
     first.wait(LONG);
 
     let second = WeirProcess::start(&config);
-    let out = tansu.consume(&[&t.output], 5000, Duration::from_secs(120), Some(IDLE));
+    let out = kafka.consume(&[&t.output], 5000, Duration::from_secs(120), Some(IDLE));
     second.signal("TERM");
     assert!(second.wait(LONG).success());
     let duplicates = check_ids(&out, 5000, false);
@@ -457,14 +469,14 @@ fn a_run_killed_with_sigkill_and_restarted_loses_nothing() {
 #[test]
 fn fifty_thousand_messages_survive_five_sigkills_at_random_moments() {
     let Setup {
-        tansu,
+        kafka,
         t,
         config,
         _dir,
     } = orders(4);
     const N: usize = 50_000;
     for chunk in (0..N).collect::<Vec<_>>().chunks(10_000) {
-        tansu.produce(
+        kafka.produce(
             &t.input,
             &chunk.iter().copied().map(order).collect::<Vec<_>>(),
         );
@@ -483,7 +495,7 @@ fn fifty_thousand_messages_survive_five_sigkills_at_random_moments() {
         eprintln!("SIGKILL {} after {delay:?}", round + 1);
     }
     let last = WeirProcess::start(&config);
-    let out = tansu.consume(&[&t.output], N, Duration::from_secs(600), Some(IDLE));
+    let out = kafka.consume(&[&t.output], N, Duration::from_secs(600), Some(IDLE));
     last.signal("TERM");
     assert!(last.wait(LONG).success());
     let duplicates = check_ids(&out, N as u64, false);
@@ -494,14 +506,14 @@ fn fifty_thousand_messages_survive_five_sigkills_at_random_moments() {
 /// acknowledged, so a graceful stop can't finish. `top` goes before the
 /// config's tables.
 fn stuck(top: &str) -> (WeirProcess, Setup) {
-    let mut s = setup_with(1, 0, fixtures::SLOW, &|_| vec![], "");
+    let s = setup_on(Broker::own(), 1, 0, fixtures::SLOW, &|_| vec![], "");
     let text = std::fs::read_to_string(&s.config).unwrap();
     std::fs::write(&s.config, format!("{top}{text}")).unwrap();
-    s.tansu
+    s.kafka
         .produce(&s.t.input, &(0..200).map(order).collect::<Vec<_>>());
     let weir = WeirProcess::start(&s.config);
-    s.tansu.consume(&[&s.t.output], 1, LONG, None);
-    s.tansu.stop();
+    s.kafka.consume(&[&s.t.output], 1, LONG, None);
+    s.kafka.stop();
     std::thread::sleep(Duration::from_millis(500));
     (weir, s)
 }
@@ -537,7 +549,7 @@ fn a_graceful_stop_is_bounded_by_shutdown_timeout() {
 
 #[test]
 fn a_broker_down_at_start_is_waited_for_and_logged_then_nothing_is_lost() {
-    let port = Tansu::reserve_port();
+    let port = Kafka::reserve_port();
     let t = Topics::new(0);
     let dir = TempDir::new();
     let config = write_config(
@@ -560,39 +572,73 @@ fn a_broker_down_at_start_is_waited_for_and_logged_then_nothing_is_lost() {
         "throttled, not a line per attempt:\n{log}"
     );
 
-    let tansu = Tansu::start_on(port);
-    t.create(&tansu, 2);
-    tansu.produce(&t.input, &(0..500).map(order).collect::<Vec<_>>());
-    let out = tansu.consume(&[&t.output], 500, LONG, Some(IDLE));
+    let kafka = Kafka::start_on(port);
+    t.create(&kafka, 2);
+    kafka.produce(&t.input, &(0..500).map(order).collect::<Vec<_>>());
+    let out = kafka.consume(&[&t.output], 500, LONG, Some(IDLE));
     weir.signal("TERM");
     assert!(weir.wait(LONG).success());
     check_ids(&out, 500, true);
 }
 
-#[test]
-fn a_broker_stopped_and_restarted_mid_run_loses_nothing() {
+/// The broker stopped by `signal` under a running pipeline and started
+/// again on the same log folders: nothing is lost; under exactly-once a
+/// `read_committed` reader sees nothing twice either.
+fn broker_restart_mid_run(signal: &str, delivery: &str) {
     let dir = TempDir::new();
-    let mut tansu = Tansu::start_persistent(&dir.0.join("tansu.db"));
+    let kafka = Kafka::start();
     let t = Topics::new(0);
-    t.create(&tansu, 2);
+    t.create(&kafka, 2);
     let config = write_config(
         &dir,
-        &tansu.bootstrap,
+        &kafka.bootstrap,
         &t,
         fixtures::JSON_SCHEMA,
         &[("schema", ORDER_SCHEMA)],
         "",
     );
-    tansu.produce(&t.input, &(0..3000).map(order).collect::<Vec<_>>());
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replace("[pipeline.config]", &format!("delivery = \"{delivery}\"\n[pipeline.config]"));
+    std::fs::write(&config, text).unwrap();
+    kafka.produce(&t.input, &(0..3000).map(order).collect::<Vec<_>>());
     let weir = WeirProcess::start(&config);
-    tansu.consume(&[&t.output], 100, LONG, None);
-    tansu.stop();
+    kafka.consume(&[&t.output], 100, LONG, None);
+    match signal {
+        "TERM" => kafka.stop(),
+        _ => kafka.kill(),
+    }
     std::thread::sleep(Duration::from_secs(3));
-    tansu.restart();
-    tansu.produce(&t.input, &(3000..4000).map(order).collect::<Vec<_>>());
-    let out = tansu.consume(&[&t.output], 4000, Duration::from_secs(180), Some(IDLE));
+    kafka.resume();
+    kafka.produce(&t.input, &(3000..4000).map(order).collect::<Vec<_>>());
+    let exactly_once = delivery == "exactly-once";
+    let out = if exactly_once {
+        kafka.consume_committed(&[&t.output], 4000, Duration::from_secs(180), IDLE)
+    } else {
+        kafka.consume(&[&t.output], 4000, Duration::from_secs(180), Some(IDLE))
+    };
     weir.signal("TERM");
-    assert!(weir.wait(LONG).success());
-    let duplicates = check_ids(&out, 4000, false);
-    eprintln!("broker restart: 0 lost, {duplicates} duplicates");
+    let log = weir.log.clone();
+    assert!(weir.wait(LONG).success(), "{}", std::fs::read_to_string(log).unwrap_or_default());
+    let duplicates = check_ids(&out, 4000, exactly_once);
+    eprintln!("broker SIG{signal} and restart, {delivery}: 4000 inputs, 0 lost, {duplicates} duplicates");
+}
+
+#[test]
+fn a_broker_stopped_and_restarted_mid_run_loses_nothing() {
+    broker_restart_mid_run("TERM", "at-least-once");
+}
+
+#[test]
+fn a_broker_killed_and_restarted_mid_run_loses_nothing() {
+    broker_restart_mid_run("KILL", "at-least-once");
+}
+
+#[test]
+fn exactly_once_through_a_broker_stop_and_restart_repeats_nothing() {
+    broker_restart_mid_run("TERM", "exactly-once");
+}
+
+#[test]
+fn exactly_once_through_a_broker_kill_and_restart_repeats_nothing() {
+    broker_restart_mid_run("KILL", "exactly-once");
 }

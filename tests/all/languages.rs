@@ -1,6 +1,6 @@
 //! Every language's example plugins (`plugins/<language>`, built by
 //! `plugins/build.sh` into `plugins/dist/`) beyond the conformance suite:
-//! - in a real pipeline on tansu, the router and the JSON-schema validator
+//! - in a real pipeline on kafka, the router and the JSON-schema validator
 //!   side by side on one input topic: a component of each toolchain
 //!   (rustc, componentize-py with CPython inside, componentize-js with
 //!   SpiderMonkey inside, clang with the WASI preview1 adapter) loads, runs
@@ -47,7 +47,7 @@ fn by_key(records: &[(&str, &[Value])]) -> BTreeMap<String, Vec<(String, Value)>
     map
 }
 
-fn router_and_validator_on_tansu(language: &str) {
+fn router_and_validator_on_kafka(language: &str) {
     let router_wasm = dist(language, "router");
     let validator_wasm = dist(language, "json_schema");
     let file_name = |path: &str| {
@@ -60,7 +60,7 @@ fn router_and_validator_on_tansu(language: &str) {
     let group = unique("group");
     let schema = r#"{"type":"object","properties":{"id":{"type":"integer"},"text":{"type":"string"}},"required":["id","text"]}"#;
     let Setup {
-        tansu,
+        kafka,
         t,
         config,
         _dir,
@@ -85,10 +85,10 @@ fn router_and_validator_on_tansu(language: &str) {
         t.input,
     ));
     std::fs::write(&config, text).unwrap();
-    tansu.create_topics(1, &[&valid, &dead_validator]);
+    kafka.create_topics(1, &[&valid, &dead_validator]);
 
     let deep = format!("{}{}", "[".repeat(300), "]".repeat(300));
-    tansu.produce(
+    kafka.produce(
         &t.input,
         &[
             json!({"key": "eu", "value": {"id": 1, "region": "eu", "text": "a"}}),
@@ -103,12 +103,12 @@ fn router_and_validator_on_tansu(language: &str) {
     );
 
     let weir = WeirProcess::start(&config);
-    let eu = tansu.consume(&[&t.routes[0]], 2, LONG, Some(IDLE));
-    let us = tansu.consume(&[&t.routes[1]], 1, LONG, Some(IDLE));
-    let out = tansu.consume(&[&t.output], 2, LONG, Some(IDLE));
-    let dead = tansu.consume(&[&t.dead], 3, LONG, Some(IDLE));
-    let ok = tansu.consume(&[&valid], 3, LONG, Some(IDLE));
-    let rejected = tansu.consume(&[&dead_validator], 5, LONG, Some(IDLE));
+    let eu = kafka.consume(&[&t.routes[0]], 2, LONG, Some(IDLE));
+    let us = kafka.consume(&[&t.routes[1]], 1, LONG, Some(IDLE));
+    let out = kafka.consume(&[&t.output], 2, LONG, Some(IDLE));
+    let dead = kafka.consume(&[&t.dead], 3, LONG, Some(IDLE));
+    let ok = kafka.consume(&[&valid], 3, LONG, Some(IDLE));
+    let rejected = kafka.consume(&[&dead_validator], 5, LONG, Some(IDLE));
     weir.signal("TERM");
     let log = weir.log_text();
     assert!(weir.wait(LONG).success(), "{language}: {log}");
@@ -198,23 +198,23 @@ fn router_and_validator_on_tansu(language: &str) {
 }
 
 #[test]
-fn rust_router_and_validator_route_fan_out_drop_and_dead_letter_on_tansu() {
-    router_and_validator_on_tansu("rust");
+fn rust_router_and_validator_route_fan_out_drop_and_dead_letter_on_kafka() {
+    router_and_validator_on_kafka("rust");
 }
 
 #[test]
-fn python_router_and_validator_route_fan_out_drop_and_dead_letter_on_tansu() {
-    router_and_validator_on_tansu("python");
+fn python_router_and_validator_route_fan_out_drop_and_dead_letter_on_kafka() {
+    router_and_validator_on_kafka("python");
 }
 
 #[test]
-fn js_router_and_validator_route_fan_out_drop_and_dead_letter_on_tansu() {
-    router_and_validator_on_tansu("js");
+fn js_router_and_validator_route_fan_out_drop_and_dead_letter_on_kafka() {
+    router_and_validator_on_kafka("js");
 }
 
 #[test]
-fn c_router_and_validator_route_fan_out_drop_and_dead_letter_on_tansu() {
-    router_and_validator_on_tansu("c");
+fn c_router_and_validator_route_fan_out_drop_and_dead_letter_on_kafka() {
+    router_and_validator_on_kafka("c");
 }
 
 /// The result lines of `weir test` without `reason` and `logs` (whose

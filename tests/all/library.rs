@@ -11,21 +11,22 @@ use weir::plugin::{LogTags, Runtime};
 use weir::proxy::{ProducerProxy, base_config};
 
 use crate::fixtures;
-use crate::support::{Tansu, unique};
+use crate::broker::Broker;
+use crate::support::unique;
 
 const SCHEMA: &str = r#"{"type":"object","properties":{"id":{"type":"integer"},"text":{"type":"string"}},"required":["id","text"]}"#;
 
-fn kafka(tansu: &Tansu) -> Kafka {
+fn kafka(broker: &Broker) -> Kafka {
     Kafka {
-        brokers: tansu.bootstrap.clone(),
+        brokers: broker.bootstrap.clone(),
         properties: Default::default(),
     }
 }
 
 #[test]
 fn a_proxy_connects_on_first_use_keeps_the_connection_and_drops_it_on_disconnect() {
-    let tansu = Tansu::start();
-    let proxy = ProducerProxy::new(base_config(&kafka(&tansu), &tansu.bootstrap));
+    let broker = Broker::shared();
+    let proxy = ProducerProxy::new(base_config(&kafka(&broker), &broker.bootstrap));
     assert!(!proxy.is_connected(), "nothing connects before first use");
     let first = proxy.connect().unwrap();
     assert!(proxy.is_connected());
@@ -45,9 +46,9 @@ fn a_proxy_connects_on_first_use_keeps_the_connection_and_drops_it_on_disconnect
 
 #[test]
 fn the_producer_validates_before_it_sends_and_the_consumer_retrieves_one_at_a_time() {
-    let tansu = Tansu::start();
+    let broker = Broker::shared();
     let topic = unique("lib");
-    tansu.create_topics(1, &[&topic]);
+    broker.create_topics(1, &[&topic]);
     let runtime = Runtime::new().unwrap();
     let plugin = runtime.load(Path::new(fixtures::JSON_SCHEMA)).unwrap();
     let validator = plugin
@@ -57,7 +58,7 @@ fn the_producer_validates_before_it_sends_and_the_consumer_retrieves_one_at_a_ti
             LogTags::default(),
         )
         .unwrap();
-    let container = Container::new(kafka(&tansu));
+    let container = Container::new(kafka(&broker));
 
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let mut producer = container.producer(&topic, Some(validator)).unwrap();
@@ -97,7 +98,7 @@ fn the_producer_validates_before_it_sends_and_the_consumer_retrieves_one_at_a_ti
     });
 
     // The independent client sees exactly the two valid messages.
-    let seen = tansu.consume(
+    let seen = broker.consume(
         &[&topic],
         2,
         std::time::Duration::from_secs(60),

@@ -10,16 +10,17 @@ use serde_json::{Value, json};
 
 use crate::fixtures;
 use crate::kafka::Topics;
-use crate::support::{Tansu, TempDir, WEIR, unique};
+use crate::broker::Broker;
+use crate::support::{TempDir, WEIR, unique};
 
 const LONG: Duration = Duration::from_secs(120);
 
 #[test]
 fn json_lines_about_a_message_name_pipeline_topic_partition_and_offset() {
-    let tansu = Tansu::start();
+    let kafka = Broker::shared();
     let (noisy, failing) = (Topics::new(0), Topics::new(0));
-    noisy.create(&tansu, 2);
-    failing.create(&tansu, 1);
+    noisy.create(&kafka, 2);
+    failing.create(&kafka, 1);
     let dir = TempDir::new();
     let pipeline = |name: &str, t: &Topics, plugin: &str, extra: &str| {
         format!(
@@ -32,7 +33,7 @@ fn json_lines_about_a_message_name_pipeline_topic_partition_and_offset() {
         "weir.toml",
         &format!(
             "[kafka]\nbrokers = \"{}\"\n[kafka.properties]\n\"session.timeout.ms\" = 6000\n\n{}{}",
-            tansu.bootstrap,
+            kafka.bootstrap,
             pipeline("noisy", &noisy, fixtures::NOISY, ""),
             pipeline(
                 "failing",
@@ -56,10 +57,10 @@ fn json_lines_about_a_message_name_pipeline_topic_partition_and_offset() {
     let lines: Vec<Value> = (0..n)
         .map(|i| json!({"key": format!("k{i}"), "value": format!("v{i}")}))
         .collect();
-    tansu.produce(&noisy.input, &lines);
-    tansu.produce(&failing.input, &lines[..2]);
-    tansu.consume(&[&noisy.output], n, LONG, None);
-    tansu.consume(&[&failing.dead], 2, LONG, None);
+    kafka.produce(&noisy.input, &lines);
+    kafka.produce(&failing.input, &lines[..2]);
+    kafka.consume(&[&noisy.output], n, LONG, None);
+    kafka.consume(&[&failing.dead], 2, LONG, None);
     let _ = Command::new("kill")
         .args(["-s", "TERM", &weir.id().to_string()])
         .status();

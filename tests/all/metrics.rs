@@ -1,5 +1,5 @@
 //! `/metrics` and `/health` on a running weir, scraped with a plain TCP
-//! client: the counts must match what the test sent through tansu.
+//! client: the counts must match what the test sent through kafka.
 
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 use crate::fixtures;
 use crate::kafka::Topics;
-use crate::support::{Tansu, TempDir, WeirProcess};
+use crate::broker::{Broker, Kafka};
+use crate::support::{TempDir, WeirProcess};
 
 const SCHEMA: &str =
     r#"{"type":"object","properties":{"id":{"type":"integer"}},"required":["id"]}"#;
@@ -95,7 +96,7 @@ fn config(dir: &TempDir, bootstrap: &str, t: &Topics, http_port: u16) -> std::pa
 #[test]
 fn metrics_count_what_was_sent_and_health_turns_ready_once_assigned() {
     // The broker is down at first: the pipeline cannot join its group.
-    let broker_port = Tansu::reserve_port();
+    let broker_port = Kafka::reserve_port();
     let http_port = free_port();
     let t = Topics::new(0);
     let dir = TempDir::new();
@@ -120,8 +121,8 @@ fn metrics_count_what_was_sent_and_health_turns_ready_once_assigned() {
     }
     let (status, _, _) = get(http_port, "/health").unwrap();
     assert_eq!(status, 503, "running but not assigned: not ready");
-    let tansu = Tansu::start_on(broker_port);
-    t.create(&tansu, 2);
+    let kafka = Kafka::start_on(broker_port);
+    t.create(&kafka, 2);
     let (_, body) = wait_for(&weir, http_port, "/health", |status, _| status == 200);
     assert_eq!(
         serde_json::from_str::<Value>(&body).unwrap(),
@@ -135,9 +136,9 @@ fn metrics_count_what_was_sent_and_health_turns_ready_once_assigned() {
     lines.extend(
         (0..invalid).map(|i| json!({"key": format!("bad{i}"), "value": "{\"id\": \"x\"}"})),
     );
-    tansu.produce(&t.input, &lines);
-    tansu.consume(&[&t.output], valid, LONG, None);
-    tansu.consume(&[&t.dead], invalid, LONG, None);
+    kafka.produce(&t.input, &lines);
+    kafka.consume(&[&t.output], valid, LONG, None);
+    kafka.consume(&[&t.dead], invalid, LONG, None);
 
     let consumed = "weir_messages_consumed_total{pipeline=\"e2e\"}".to_string();
     let (_, metrics) = wait_for(&weir, http_port, "/metrics", |_, body| {
@@ -198,7 +199,7 @@ fn metrics_count_what_was_sent_and_health_turns_ready_once_assigned() {
     assert!(metrics.contains("weir_build_info{version=\""), "{metrics}");
     assert!(metrics.contains("# TYPE weir_plugin_call_duration_seconds histogram"));
 
-    // Lag per assigned partition, from librdkafka's statistics: tansu
+    // Lag per assigned partition, from librdkafka's statistics: kafka
     // reports high watermarks short, so only the series' shape is checked.
     let (_, metrics) = wait_for(&weir, http_port, "/metrics", |_, body| {
         body.contains("weir_consumer_lag{")
@@ -226,11 +227,11 @@ fn metrics_count_what_was_sent_and_health_turns_ready_once_assigned() {
 fn a_taken_metrics_port_stops_the_start_naming_the_key() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let tansu = Tansu::start();
+    let kafka = Broker::shared();
     let t = Topics::new(0);
-    t.create(&tansu, 1);
+    t.create(&kafka, 1);
     let dir = TempDir::new();
-    let config = config(&dir, &tansu.bootstrap, &t, port);
+    let config = config(&dir, &kafka.bootstrap, &t, port);
     let weir = WeirProcess::start(&config);
     let log = weir.log.clone();
     let status = weir.wait(LONG);

@@ -1,5 +1,5 @@
 //! Failure policies, the breaker and per-call limits in a running pipeline
-//! on tansu: where each message ends, and what is committed.
+//! on kafka: where each message ends, and what is committed.
 
 use std::time::Duration;
 
@@ -38,15 +38,15 @@ fn no_config(_: &crate::kafka::Topics) -> Vec<(String, String)> {
 fn a_failed_message_is_retried_with_backoff_until_it_goes_through() {
     let extra = "[pipeline.on_failure]\nretries = 2\nbackoff = \"10ms\"\n";
     let Setup {
-        tansu,
+        kafka,
         t,
         config,
         _dir,
     } = setup_with(1, 0, fixtures::FLAKY, &no_config, extra);
-    tansu.produce(&t.input, &values(5));
+    kafka.produce(&t.input, &values(5));
     let weir = WeirProcess::start(&config);
-    let out = tansu.consume(&[&t.output], 5, LONG, Some(IDLE));
-    let dead = tansu.consume(&[&t.dead], 0, LONG, Some(IDLE));
+    let out = kafka.consume(&[&t.output], 5, LONG, Some(IDLE));
+    let dead = kafka.consume(&[&t.dead], 0, LONG, Some(IDLE));
     weir.signal("TERM");
     assert!(weir.wait(LONG).success());
     assert_eq!(out.len(), 5, "each went through on its third attempt");
@@ -57,14 +57,14 @@ fn a_failed_message_is_retried_with_backoff_until_it_goes_through() {
 fn a_message_still_failing_after_its_retries_is_dead_lettered() {
     let extra = "[pipeline.on_failure]\nretries = 1\nbackoff = \"10ms\"\n";
     let Setup {
-        tansu,
+        kafka,
         t,
         config,
         _dir,
     } = setup_with(1, 0, fixtures::FLAKY, &no_config, extra);
-    tansu.produce(&t.input, &values(5));
+    kafka.produce(&t.input, &values(5));
     let weir = WeirProcess::start(&config);
-    let dead = tansu.consume(&[&t.dead], 5, LONG, Some(IDLE));
+    let dead = kafka.consume(&[&t.dead], 5, LONG, Some(IDLE));
     weir.signal("TERM");
     assert!(weir.wait(LONG).success());
     assert_eq!(kinds(&dead), vec!["failed"; 5]);
@@ -74,12 +74,12 @@ fn a_message_still_failing_after_its_retries_is_dead_lettered() {
 fn skip_stores_the_offset_and_produces_nothing() {
     let extra = "[pipeline.on_failure]\nretries = 0\nthen = \"skip\"\n";
     let Setup {
-        tansu,
+        kafka,
         t,
         config,
         _dir,
     } = setup_with(1, 0, fixtures::FAIL, &no_config, extra);
-    tansu.produce(&t.input, &values(5));
+    kafka.produce(&t.input, &values(5));
     let weir = WeirProcess::start(&config);
     let wait = std::time::Instant::now() + LONG;
     // Nothing is produced, so watch the log for the fifth skip.
@@ -90,23 +90,23 @@ fn skip_stores_the_offset_and_produces_nothing() {
     weir.signal("TERM");
     assert!(weir.wait(LONG).success());
     assert!(
-        tansu
+        kafka
             .consume(&[&t.output, &t.dead], 0, LONG, Some(IDLE))
             .is_empty()
     );
-    assert_eq!(tansu.committed(&t.group, &t.input), json!({"0": 5}));
+    assert_eq!(kafka.committed(&t.group, &t.input), json!({"0": 5}));
 }
 
 #[test]
 fn stop_ends_weir_non_zero_without_committing_the_message() {
     let extra = "[pipeline.on_failure]\nretries = 0\nthen = \"stop\"\n";
     let Setup {
-        tansu,
+        kafka,
         t,
         config,
         _dir,
     } = setup_with(1, 0, fixtures::FAIL, &no_config, extra);
-    tansu.produce(&t.input, &values(3));
+    kafka.produce(&t.input, &values(3));
     let weir = WeirProcess::start(&config);
     let log = weir.log.clone();
     let status = weir.wait(LONG);
@@ -117,12 +117,12 @@ fn stop_ends_weir_non_zero_without_committing_the_message() {
         "{text}"
     );
     assert!(
-        tansu
+        kafka
             .consume(&[&t.output, &t.dead], 0, LONG, Some(IDLE))
             .is_empty()
     );
     assert_eq!(
-        tansu.committed(&t.group, &t.input),
+        kafka.committed(&t.group, &t.input),
         json!({"0": null}),
         "processed again on the next start"
     );
@@ -133,14 +133,14 @@ const BREAKER: &str = "[pipeline.on_failure]\nretries = 0\n[pipeline.breaker]\nw
 #[test]
 fn the_breaker_pauses_instead_of_dead_lettering_the_whole_topic() {
     let Setup {
-        tansu,
+        kafka,
         t,
         config,
         _dir,
     } = setup_with(1, 0, fixtures::FAIL, &no_config, BREAKER);
-    tansu.produce(&t.input, &values(20));
+    kafka.produce(&t.input, &values(20));
     let mut weir = WeirProcess::start(&config);
-    let dead = tansu.consume(&[&t.dead], 2, LONG, Some(IDLE));
+    let dead = kafka.consume(&[&t.dead], 2, LONG, Some(IDLE));
     let wait = std::time::Instant::now() + LONG;
     while weir.log_text().matches("breaker open").count() < 3 {
         assert!(std::time::Instant::now() < wait, "{}", weir.log_text());
@@ -154,7 +154,7 @@ fn the_breaker_pauses_instead_of_dead_lettering_the_whole_topic() {
         vec!["failed"; 2],
         "only the failures before the breaker opened"
     );
-    assert_eq!(tansu.committed(&t.group, &t.input), json!({"0": 2}));
+    assert_eq!(kafka.committed(&t.group, &t.input), json!({"0": 2}));
 }
 
 #[test]
@@ -164,12 +164,12 @@ fn the_breaker_can_stop_the_pipeline_instead() {
         "max_pause = \"200ms\"\naction = \"stop\"\n",
     );
     let Setup {
-        tansu,
+        kafka,
         t,
         config,
         _dir,
     } = setup_with(1, 0, fixtures::FAIL, &no_config, &extra);
-    tansu.produce(&t.input, &values(20));
+    kafka.produce(&t.input, &values(20));
     let weir = WeirProcess::start(&config);
     let log = weir.log.clone();
     assert!(!weir.wait(LONG).success());
@@ -178,7 +178,7 @@ fn the_breaker_can_stop_the_pipeline_instead() {
             .unwrap()
             .contains("breaker open: 3 of the last 3")
     );
-    assert_eq!(tansu.consume(&[&t.dead], 2, LONG, Some(IDLE)).len(), 2);
+    assert_eq!(kafka.consume(&[&t.dead], 2, LONG, Some(IDLE)).len(), 2);
 }
 
 #[test]
@@ -212,15 +212,15 @@ fn traps_and_limits_are_dead_lettered_with_their_kind_and_the_pipeline_goes_on()
     for (plugin, limits, inputs, expected) in cases {
         let extra = format!("[pipeline.limits]\n{limits}[pipeline.on_failure]\nretries = 0\n");
         let Setup {
-            tansu,
+            kafka,
             t,
             config,
             _dir,
         } = setup_with(1, 0, plugin, &no_config, &extra);
-        tansu.produce(&t.input, &inputs);
+        kafka.produce(&t.input, &inputs);
         let weir = WeirProcess::start(&config);
-        let dead = tansu.consume(&[&t.dead], expected.len(), LONG, Some(IDLE));
-        let out = tansu.consume(&[&t.output], 0, LONG, Some(IDLE));
+        let dead = kafka.consume(&[&t.dead], expected.len(), LONG, Some(IDLE));
+        let out = kafka.consume(&[&t.output], 0, LONG, Some(IDLE));
         weir.signal("TERM");
         assert!(weir.wait(LONG).success(), "{plugin}");
         assert_eq!(kinds(&dead), expected, "{plugin}");
@@ -243,14 +243,14 @@ fn traps_and_limits_are_dead_lettered_with_their_kind_and_the_pipeline_goes_on()
 fn a_hostile_pipeline_does_not_hold_up_the_others_in_the_same_process() {
     let extra = "[pipeline.limits]\ntimeout = \"20ms\"\n[pipeline.on_failure]\nretries = 0\n";
     let Setup {
-        tansu,
+        kafka,
         t: bad,
         config,
         _dir,
     } = setup_with(1, 0, fixtures::INFINITE_LOOP, &no_config, extra);
     // A second, healthy pipeline in the same file.
     let good = crate::kafka::Topics::new(0);
-    good.create(&tansu, 1);
+    good.create(&kafka, 1);
     let text = std::fs::read_to_string(&config).unwrap();
     let second = format!(
         "\n[[pipeline]]\nname = \"good\"\ninput = \"{}\"\noutput = \"{}\"\ndead_letter = \"{}\"\nplugin = \"{}\"\n",
@@ -260,11 +260,11 @@ fn a_hostile_pipeline_does_not_hold_up_the_others_in_the_same_process() {
         fixtures::ECHO
     );
     std::fs::write(&config, text + &second).unwrap();
-    tansu.produce(&bad.input, &values(20));
-    tansu.produce(&good.input, &values(20));
+    kafka.produce(&bad.input, &values(20));
+    kafka.produce(&good.input, &values(20));
     let weir = WeirProcess::start(&config);
-    let out = tansu.consume(&[&good.output], 20, LONG, Some(IDLE));
-    let dead = tansu.consume(&[&bad.dead], 20, LONG, Some(IDLE));
+    let out = kafka.consume(&[&good.output], 20, LONG, Some(IDLE));
+    let dead = kafka.consume(&[&bad.dead], 20, LONG, Some(IDLE));
     weir.signal("TERM");
     assert!(weir.wait(LONG).success());
     assert_eq!(out.len(), 20);

@@ -1,4 +1,4 @@
-//! Hot reload under load on tansu: a plugin file replaced while messages
+//! Hot reload under load on kafka: a plugin file replaced while messages
 //! flow is swapped in between two messages; a broken one is rejected and
 //! the running plugin goes on; nothing is lost or doubled.
 
@@ -45,7 +45,7 @@ fn plugins_swapped_under_load_lose_nothing_and_a_broken_one_is_rejected() {
     let live = plugins.0.join("live.wasm");
     std::fs::copy(fixtures::ECHO, &live).unwrap();
     let Setup {
-        tansu,
+        kafka,
         t,
         config,
         _dir,
@@ -53,8 +53,8 @@ fn plugins_swapped_under_load_lose_nothing_and_a_broken_one_is_rejected() {
     let weir = WeirProcess::start(&config);
 
     // Echo: one output per message.
-    tansu.produce(&t.input, &messages(0..100, "2"));
-    tansu.consume(&[&t.output], 100, LONG, None);
+    kafka.produce(&t.input, &messages(0..100, "2"));
+    kafka.consume(&[&t.output], 100, LONG, None);
 
     // The same bytes written again (a build refreshing its output) reload nothing.
     deploy(fixtures::ECHO, &live, 99);
@@ -69,19 +69,19 @@ fn plugins_swapped_under_load_lose_nothing_and_a_broken_one_is_rejected() {
     // Fan-out: the value "2" now makes two outputs.
     deploy(fixtures::FAN_OUT, &live, 0);
     wait_for_log(&weir, "plugin reloaded", 1);
-    tansu.produce(&t.input, &messages(100..200, "2"));
-    tansu.consume(&[&t.output], 300, LONG, None);
+    kafka.produce(&t.input, &messages(100..200, "2"));
+    kafka.consume(&[&t.output], 300, LONG, None);
 
     // A wrong world and garbage are refused; fan-out keeps running.
     deploy(fixtures::WRONG_WORLD, &live, 1);
     wait_for_log(&weir, "reload rejected", 1);
     std::fs::write(&live, b"not wasm").unwrap();
     wait_for_log(&weir, "reload rejected", 2);
-    tansu.produce(&t.input, &messages(200..250, "2"));
-    tansu.consume(&[&t.output], 400, LONG, None);
+    kafka.produce(&t.input, &messages(200..250, "2"));
+    kafka.consume(&[&t.output], 400, LONG, None);
 
     // Ten swaps while 10,000 messages flow; "1" is one output for both plugins.
-    tansu.produce(&t.input, &messages(1000..11_000, "1"));
+    kafka.produce(&t.input, &messages(1000..11_000, "1"));
     for n in 0..10 {
         deploy(
             if n % 2 == 0 {
@@ -94,7 +94,7 @@ fn plugins_swapped_under_load_lose_nothing_and_a_broken_one_is_rejected() {
         );
         wait_for_log(&weir, "plugin reloaded", n + 2);
     }
-    let out = tansu.consume(&[&t.output], 10_400, LONG, Some(IDLE));
+    let out = kafka.consume(&[&t.output], 10_400, LONG, Some(IDLE));
     weir.signal("TERM");
     assert!(weir.wait(LONG).success());
 
@@ -128,13 +128,13 @@ fn edit(config: &Path, text: &str, n: usize) {
 #[test]
 fn config_edits_add_remove_and_restart_only_the_pipelines_that_changed() {
     let Setup {
-        tansu,
+        kafka,
         t: a,
         config,
         _dir,
     } = setup_with(2, 0, fixtures::ECHO, &|_| vec![], "");
     let b = crate::kafka::Topics::new(0);
-    b.create(&tansu, 1);
+    b.create(&kafka, 1);
     let original = std::fs::read_to_string(&config).unwrap();
     let pipeline_b = format!(
         "\n[[pipeline]]\nname = \"b\"\ninput = \"{}\"\noutput = \"{}\"\ndead_letter = \"{}\"\nplugin = \"{}\"\n",
@@ -144,21 +144,21 @@ fn config_edits_add_remove_and_restart_only_the_pipelines_that_changed() {
         fixtures::FAN_OUT
     );
     let weir = WeirProcess::start(&config);
-    tansu.produce(&a.input, &messages(0..100, "1"));
-    tansu.consume(&[&a.output], 100, LONG, None);
+    kafka.produce(&a.input, &messages(0..100, "1"));
+    kafka.consume(&[&a.output], 100, LONG, None);
 
     // Added: b starts; a is left alone.
     edit(&config, &(original.clone() + &pipeline_b), 0);
     wait_for_log(&weir, "pipeline added to the config", 1);
-    tansu.produce(&b.input, &messages(0..10, "2"));
-    tansu.consume(&[&b.output], 20, LONG, None);
+    kafka.produce(&b.input, &messages(0..10, "2"));
+    kafka.consume(&[&b.output], 20, LONG, None);
     assert_eq!(
         weir.log_text().matches("pipeline settings changed").count(),
         0
     );
 
     // Changed while messages flow: a restarts with fan-out, nothing lost or doubled.
-    tansu.produce(&a.input, &messages(1000..4000, "1"));
+    kafka.produce(&a.input, &messages(1000..4000, "1"));
     let changed = original.replace(fixtures::ECHO, fixtures::FAN_OUT) + &pipeline_b;
     edit(&config, &changed, 1);
     wait_for_log(&weir, "restarted with its new settings", 1);
@@ -166,8 +166,8 @@ fn config_edits_add_remove_and_restart_only_the_pipelines_that_changed() {
     // A broken edit changes nothing.
     edit(&config, "[kafka]\nbrokers = 1\n", 2);
     wait_for_log(&weir, "config reload rejected", 1);
-    tansu.produce(&b.input, &messages(10..20, "2"));
-    tansu.consume(&[&b.output], 40, LONG, None);
+    kafka.produce(&b.input, &messages(10..20, "2"));
+    kafka.consume(&[&b.output], 40, LONG, None);
 
     // Removed: b stops; what reaches its input stays there.
     edit(
@@ -177,10 +177,10 @@ fn config_edits_add_remove_and_restart_only_the_pipelines_that_changed() {
     );
     wait_for_log(&weir, "pipeline removed from the config", 1);
     std::thread::sleep(Duration::from_secs(1));
-    tansu.produce(&b.input, &messages(20..30, "2"));
+    kafka.produce(&b.input, &messages(20..30, "2"));
 
-    let out_a = tansu.consume(&[&a.output], 3100, LONG, Some(IDLE));
-    let out_b = tansu.consume(&[&b.output], 40, LONG, Some(IDLE));
+    let out_a = kafka.consume(&[&a.output], 3100, LONG, Some(IDLE));
+    let out_b = kafka.consume(&[&b.output], 40, LONG, Some(IDLE));
     weir.signal("TERM");
     assert!(weir.wait(LONG).success());
     assert_eq!(out_b.len(), 40, "b handled nothing after it was removed");

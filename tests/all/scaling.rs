@@ -149,12 +149,12 @@ fn exactly_once(inputs: &[Value], outputs: &[Value]) {
 #[test]
 fn processes_joining_and_leaving_share_the_input_and_process_each_message_once() {
     let Setup {
-        tansu,
+        kafka,
         t,
         config,
         _dir,
     } = setup_with(4, 0, fixtures::ECHO, &|_| vec![], "");
-    let producer = Producer::start(&tansu.bootstrap, &t.input);
+    let producer = Producer::start(&kafka.bootstrap, &t.input);
 
     let a = WeirProcess::start(&config);
     wait_assigned(&a, &t.input);
@@ -185,7 +185,7 @@ fn processes_joining_and_leaving_share_the_input_and_process_each_message_once()
     std::thread::sleep(Duration::from_secs(3));
     let n = producer.finish();
 
-    let out = tansu.consume(&[&t.output], n, LONG, Some(Duration::from_secs(3)));
+    let out = kafka.consume(&[&t.output], n, LONG, Some(Duration::from_secs(3)));
     let (b_log, c_log) = (b.log.clone(), c.log.clone());
     b.signal("TERM");
     c.signal("TERM");
@@ -212,7 +212,7 @@ fn processes_joining_and_leaving_share_the_input_and_process_each_message_once()
             std::env::temp_dir().join(format!("weir-scaling-{}-{name}.log", std::process::id()));
         let _ = std::fs::write(kept, text);
     }
-    let inputs = tansu.consume(&[&t.input], n, LONG, Some(Duration::from_secs(2)));
+    let inputs = kafka.consume(&[&t.input], n, LONG, Some(Duration::from_secs(2)));
     exactly_once(&inputs, &out);
     assert_eq!(
         counts.iter().sum::<u64>(),

