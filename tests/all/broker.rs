@@ -65,6 +65,7 @@ const TEST_PROPERTIES: &[(&str, &str)] = &[
     ("log.cleaner.dedupe.buffer.size", "33554432"),
 ];
 
+/// The JVM of a test broker.
 const JVM_OPTIONS: &[&str] = &[
     "-Xms256m",
     "-Xmx768m",
@@ -72,6 +73,19 @@ const JVM_OPTIONS: &[&str] = &[
     // C1 only: a faster start on two cores, slower peak (never for bench/).
     "-XX:TieredStopAtLevel=1",
     "-XX:-UsePerfData",
+    "-Djava.awt.headless=true",
+];
+
+/// The JVM of a benchmark's broker: what bitnami's image and
+/// kafka-server-start.sh run (1 GiB heap, G1, both JIT tiers).
+const BENCHMARK_JVM_OPTIONS: &[&str] = &[
+    "-Xms1g",
+    "-Xmx1g",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:InitiatingHeapOccupancyPercent=35",
+    "-XX:+ExplicitGCInvokesConcurrent",
+    "-XX:MaxInlineLevel=15",
     "-Djava.awt.headless=true",
 ];
 
@@ -109,6 +123,9 @@ const TOOLS_LOG4J: &str = "Configuration:
 ";
 
 const READY_LINE: &str = "Kafka Server started";
+
+/// Asks `java` for the benchmark JVM options.
+const BENCHMARK: &str = "<benchmark>";
 
 pub fn cache_dir() -> PathBuf {
     match std::env::var_os("WEIR_CACHE") {
@@ -272,6 +289,8 @@ pub struct Options {
     /// The port of the host's listener (EXTERNAL), where a test must know
     /// it before the broker starts; a free one otherwise.
     pub port: Option<u16>,
+    /// The broker JVM of a benchmark instead of a quick-starting test one.
+    pub benchmark: bool,
 }
 
 /// A running (or stopped) single-node Kafka.
@@ -286,6 +305,7 @@ pub struct Kafka {
     started: Duration,
     /// The binary's shared broker, which no test may stop.
     shared: bool,
+    benchmark: bool,
 }
 
 /// Spawns children from one thread that never ends, so PR_SET_PDEATHSIG
@@ -324,8 +344,8 @@ fn spawn_orphan_proof(mut command: Command) -> std::io::Result<Child> {
 fn java(class: &str, log4j: &Path, jvm: &[String]) -> Command {
     let mut command = Command::new("java");
     command
-        .args(JVM_OPTIONS)
-        .args(jvm)
+        .args(if jvm.iter().any(|o| o == BENCHMARK) { BENCHMARK_JVM_OPTIONS } else { JVM_OPTIONS })
+        .args(jvm.iter().filter(|o| *o != BENCHMARK))
         .arg(format!("-Dlog4j2.configurationFile={}", log4j.display()))
         .arg("-cp")
         .arg(classpath())
@@ -479,6 +499,7 @@ impl Kafka {
             dir,
             started: Duration::ZERO,
             shared: false,
+            benchmark: options.benchmark,
         };
         kafka.started = kafka.spawn()?;
         kafka.check_settings(&mapped)?;
@@ -490,6 +511,11 @@ impl Kafka {
         self.started
     }
 
+    /// The broker's process id, while it runs (for its CPU and memory).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.lock().unwrap().as_ref().map(Child::id)
+    }
+
     fn spawn(&self) -> Result<Duration, String> {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -497,8 +523,11 @@ impl Kafka {
             .open(&self.log)
             .unwrap();
         let from = std::fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0);
-        let logs = format!("-Dkafka.logs.dir={}", self.dir.join("logs").display());
-        let mut command = java("kafka.Kafka", &self.dir.join("log4j2.yaml"), &[logs]);
+        let mut jvm = vec![format!("-Dkafka.logs.dir={}", self.dir.join("logs").display())];
+        if self.benchmark {
+            jvm.push(BENCHMARK.to_string());
+        }
+        let mut command = java("kafka.Kafka", &self.dir.join("log4j2.yaml"), &jvm);
         command
             .arg(self.dir.join("server.properties"))
             .stdout(log.try_clone().unwrap())
