@@ -334,7 +334,14 @@ async fn commit(
     spec: &Pipeline,
 ) -> Result<(), TxnError> {
     for delivery in batch.deliveries {
-        match delivery.await {
+        // A report can fail to come (librdkafka, after an error that needs
+        // an epoch bump): the transaction is aborted, not waited on forever.
+        let Ok(report) = tokio::time::timeout(TXN_TIMEOUT, delivery).await else {
+            return Err(TxnError::Aborted(format!(
+                "no delivery report within {TXN_TIMEOUT:?}"
+            )));
+        };
+        match report {
             Ok(Ok(_)) => {}
             Ok(Err((e, _))) => {
                 return Err(TxnError::Aborted(format!(
