@@ -259,7 +259,7 @@ pub async fn seed(
 }
 
 /// Every record now in `topics`, read from the start to the high watermark
-/// (exact on the embedded broker; tansu's watermarks run short).
+/// (on a transactional topic the watermark counts the commit markers too).
 pub fn read_all(
     kafka: &Kafka,
     bootstrap: &str,

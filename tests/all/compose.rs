@@ -1,13 +1,17 @@
 //! docker-compose.yml can't run here (no Docker engine): parse it and check
-//! that its services, variables and ports agree with weir's config.
+//! that its services, variables and ports agree with weir's config; and run
+//! its Kafka configuration on a real broker (every end-to-end test's broker
+//! is made from it, see `broker.rs`).
 
 use std::path::Path;
 
-use serde_json::Value;
+use std::time::Duration;
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
-}
+use serde_json::{Value, json};
+
+use crate::broker::{Kafka, Options, bitnami_key, compose_environment, settings_from_environment};
+use crate::support::{repo, unique};
+
 
 fn compose() -> Value {
     let text = std::fs::read_to_string(repo().join("docker-compose.yml")).unwrap();
@@ -208,4 +212,96 @@ fn the_readme_documents_every_kafka_variable_the_compose_file_sets() {
             "README's Docker table documents {var}"
         );
     }
+}
+
+/// The compose file's Kafka configuration, run for real: a broker made from
+/// its `KAFKA_CFG_*` variables (as bitnami maps them) starts, holds the
+/// settings they name and serves a client on its host listener.
+#[test]
+fn the_compose_files_kafka_variables_configure_a_real_broker() {
+    let kafka = Kafka::start();
+    let properties = std::fs::read_to_string(kafka.dir.join("server.properties")).unwrap();
+    let mut ports = std::collections::BTreeMap::new();
+    let mapped = settings_from_environment(
+        &compose_environment(),
+        &kafka.dir.join("data"),
+        &mut ports,
+    )
+    .unwrap();
+    assert!(mapped.len() >= 8, "{mapped:?}");
+    for (var, key, _) in &mapped {
+        assert!(
+            properties.lines().any(|l| l.starts_with(&format!("{key}="))),
+            "{var} set no `{key}` in server.properties:\n{properties}"
+        );
+    }
+    for line in ["process.roles=controller,broker", "node.id=0", "controller.listener.names=CONTROLLER"] {
+        assert!(properties.lines().any(|l| l == line), "{line} in:\n{properties}");
+    }
+    assert!(
+        !properties.contains("kafka:") && !properties.contains("/bitnami"),
+        "Docker's host name and paths are rewritten: {properties}"
+    );
+    let topic = unique("compose");
+    kafka.create_topics(3, &[&topic]);
+    kafka.produce(&topic, &[json!({"value": "through the compose file's broker"})]);
+    assert_eq!(kafka.consume(&[&topic], 1, Duration::from_secs(60), None).len(), 1);
+    eprintln!(
+        "Apache Kafka from docker-compose.yml's variables: ready after {:?}",
+        kafka.start_up()
+    );
+}
+
+/// A variable that maps to no broker setting fails the run, naming it: the
+/// broker lists every setting it knows, and the name is not among them.
+#[test]
+fn a_kafka_variable_that_is_no_broker_setting_fails_the_start_naming_it() {
+    let dir = std::env::temp_dir().join(unique("weir-kafka-bad"));
+    let options = Options {
+        environment: vec![("KAFKA_CFG_LOG_RETENTION_HOURZ".into(), "1".into())],
+        ..Options::default()
+    };
+    let error = match Kafka::launch(dir.clone(), &options) {
+        Ok(_) => panic!("a broker started with KAFKA_CFG_LOG_RETENTION_HOURZ"),
+        Err(e) => e,
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        error.contains("KAFKA_CFG_LOG_RETENTION_HOURZ") && error.contains("log.retention.hourz"),
+        "{error}"
+    );
+    // A variable the image would not read at all is refused before a start.
+    let mut ports = std::collections::BTreeMap::new();
+    let error = settings_from_environment(
+        &[("KAFKA_LOG_DIRS".into(), "/x".into())],
+        &dir,
+        &mut ports,
+    )
+    .unwrap_err();
+    assert!(error.contains("KAFKA_LOG_DIRS"), "{error}");
+}
+
+#[test]
+fn bitnami_names_map_to_broker_settings_and_docker_addresses_to_loopback() {
+    assert_eq!(bitnami_key("KAFKA_CFG_NODE_ID").as_deref(), Some("node.id"));
+    assert_eq!(
+        bitnami_key("KAFKA_CFG_LISTENER_NAME_SASL_SSL_PLAIN_SASL_JAAS_CONFIG").as_deref(),
+        Some("listener.name.sasl_ssl.plain.sasl.jaas.config")
+    );
+    assert_eq!(bitnami_key("ALLOW_PLAINTEXT_LISTENER"), None);
+    let mut ports = std::collections::BTreeMap::new();
+    let env = [
+        ("KAFKA_CFG_CONTROLLER_QUORUM_VOTERS".to_string(), "0@kafka:9093".to_string()),
+        (
+            "KAFKA_CFG_LISTENERS".to_string(),
+            "PLAINTEXT://:9092,CONTROLLER://:9093".to_string(),
+        ),
+    ];
+    let mapped = settings_from_environment(&env, Path::new("/d"), &mut ports).unwrap();
+    let controller = ports[&9093];
+    assert_eq!(mapped[0].2, format!("0@127.0.0.1:{controller}"));
+    assert_eq!(
+        mapped[1].2,
+        format!("PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{controller}", ports[&9092])
+    );
 }

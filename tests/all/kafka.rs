@@ -1,4 +1,4 @@
-//! End-to-end on a real broker: kafka on loopback, inputs produced and
+//! End-to-end on a real broker: Apache Kafka on loopback, inputs produced and
 //! outputs read by the independent aiokafka client, weir as a child process.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -441,6 +441,12 @@ fn a_run_stopped_with_sigterm_and_restarted_reprocesses_nothing() {
     assert!(second.wait(LONG).success());
     explain_missing(&kafka, &t, &out, 4000);
     check_ids(&out, 4000, true);
+    // Kafka's own kafka-consumer-groups agrees with aiokafka: the group
+    // committed every input.
+    let offsets = kafka.group_offsets(&t.group, &t.input);
+    let committed: i64 = offsets.values().map(|o| o.expect("each partition committed")).sum();
+    assert_eq!(offsets.len(), 4, "{offsets:?}");
+    assert_eq!(committed, 4000, "kafka-consumer-groups: {offsets:?}");
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! Every language's example plugins (`plugins/<language>`, built by
 //! `plugins/build.sh` into `plugins/dist/`) beyond the conformance suite:
-//! - in a real pipeline on kafka, the router and the JSON-schema validator
+//! - in a real pipeline on Apache Kafka, the router and the JSON-schema validator
 //!   side by side on one input topic: a component of each toolchain
 //!   (rustc, componentize-py with CPython inside, componentize-js with
 //!   SpiderMonkey inside, clang with the WASI preview1 adapter) loads, runs

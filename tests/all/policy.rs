@@ -1,5 +1,5 @@
 //! Failure policies, the breaker and per-call limits in a running pipeline
-//! on kafka: where each message ends, and what is committed.
+//! on Apache Kafka: where each message ends, and what is committed.
 
 use std::time::Duration;
 

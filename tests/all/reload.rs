@@ -1,4 +1,4 @@
-//! Hot reload under load on kafka: a plugin file replaced while messages
+//! Hot reload under load on Apache Kafka: a plugin file replaced while messages
 //! flow is swapped in between two messages; a broken one is rejected and
 //! the running plugin goes on; nothing is lost or doubled.
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub use crate::broker::{cache_dir, unique};
+pub use crate::broker::{cache_dir, repo, unique};
 use crate::broker::Kafka;
 
 pub const WEIR: &str = env!("CARGO_BIN_EXE_weir-host");

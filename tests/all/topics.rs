@@ -1,4 +1,4 @@
-//! Topic set-up at start, on kafka: created when `[pipeline.topics] create`
+//! Topic set-up at start, on Apache Kafka: created when `[pipeline.topics] create`
 //! is on, a clear error naming pipeline, key and topic when it is off.
 
 use std::time::Duration;
