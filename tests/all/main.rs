@@ -17,6 +17,6 @@ mod policy;
 mod reload;
 mod scaffold;
 mod scaling;
-// mod security;
+mod security;
 mod support;
 mod topics;
