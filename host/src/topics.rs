@@ -52,20 +52,32 @@ pub enum TopicError {
     Client { bootstrap: String, reason: String },
 }
 
-/// What a transport failure may mean with security on: some brokers
-/// (tansu) drop the connection of a refused SASL login instead of answering
-/// it, and a failed TLS handshake (an unknown CA, a certificate for another
-/// name) reaches this client only as a transport failure too.
+/// What a failed metadata request may mean with security on. Kafka answers
+/// a refused SASL login with an authentication error, the same for an
+/// unknown user as for a wrong password; a failed TLS handshake (a CA that
+/// did not sign the broker's certificate, a certificate for another name,
+/// no client certificate where the listener requires one, TLS to a
+/// plaintext listener) ends the connection. librdkafka reports either as an
+/// error event, which this admin client does not log: its request sees a
+/// transport failure only, while the pipelines' clients log Kafka's reason
+/// (`SASL authentication error: …`, `SSL handshake failed: …`). So the hint
+/// names every key that could be wrong, never a value.
 fn security_hint(kafka: &Kafka) -> &'static str {
     match kafka.properties.get("security.protocol").map(String::as_str) {
         Some("sasl_ssl") => {
-            " (SASL and TLS are on: a refused login or a failed TLS handshake can look like this; check kafka.security.username, password and ca)"
+            " (SASL and TLS are on: a refused login or a failed TLS handshake can look like this; \
+             check kafka.security.username, kafka.security.password, kafka.security.mechanism \
+             and kafka.security.ca, and that the broker's certificate names the address in brokers)"
         }
         Some("sasl_plaintext") => {
-            " (SASL is on: a refused login can look like this; check kafka.security.username and password)"
+            " (SASL is on: a refused login can look like this; check kafka.security.username, \
+             kafka.security.password and kafka.security.mechanism)"
         }
         Some("ssl") => {
-            " (TLS is on: a failed handshake can look like this; check kafka.security.ca, cert and key, and that the broker's certificate names the address in brokers)"
+            " (TLS is on: a failed handshake can look like this; check kafka.security.ca, \
+             kafka.security.cert and kafka.security.key (a listener may require a client \
+             certificate) and that the broker's certificate names the address in brokers; \
+             kafka.security.protocol must match the listener's)"
         }
         _ => "",
     }
