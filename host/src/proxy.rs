@@ -126,6 +126,14 @@ impl ClientContext for LoggingContext {
     }
 }
 
+/// For a producer used only for metadata (topic set-up's probe): polling it
+/// serves the main queue, so error events reach [`LoggingContext::error`].
+impl rdkafka::producer::ProducerContext for LoggingContext {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, _: &rdkafka::producer::DeliveryResult<'_>, _: ()) {}
+}
+
 impl ConsumerContext for LoggingContext {
     fn rebalance(
         &self,

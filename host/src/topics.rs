@@ -18,6 +18,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::producer::{BaseProducer, Producer as _};
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::config::{Kafka, Pipeline};
@@ -60,8 +61,9 @@ pub enum TopicError {
 /// plaintext listener) ends the connection. librdkafka reports either as an
 /// error event, which this admin client does not log: its request sees a
 /// transport failure only, while the pipelines' clients log Kafka's reason
-/// (`SASL authentication error: …`, `SSL handshake failed: …`). So the hint
-/// names every key that could be wrong, never a value.
+/// (`SASL authentication error: …`, `SSL handshake failed: …`). The probe
+/// below polls a client of its own so that Kafka's reason is logged here
+/// too, and the hint names every key that could be wrong, never a value.
 fn security_hint(kafka: &Kafka) -> &'static str {
     match kafka.properties.get("security.protocol").map(String::as_str) {
         Some("sasl_ssl") => {
@@ -130,9 +132,15 @@ pub async fn ensure(
 ) -> Result<(), TopicError> {
     let client_error = |e: rdkafka::error::KafkaError| TopicError::Client {
         bootstrap: bootstrap.to_string(),
-        reason: e.to_string(),
+        reason: format!("{e}{}", security_hint(kafka)),
     };
     let admin: AdminClient<LoggingContext> = base_config(kafka, bootstrap)
+        .create_with_context(LoggingContext::new("weir"))
+        .map_err(client_error)?;
+    // The admin client never serves its main queue, where librdkafka puts
+    // error events (a refused login, a failed handshake): a producer used
+    // only for metadata is polled, so LoggingContext logs Kafka's reason.
+    let probe: BaseProducer<LoggingContext> = base_config(kafka, bootstrap)
         .create_with_context(LoggingContext::new("weir"))
         .map_err(client_error)?;
     let may_create = pipelines.iter().any(|p| p.topics.create);
@@ -140,8 +148,11 @@ pub async fn ensure(
     let started = Instant::now();
     let mut warned = None::<Instant>;
     let existing: BTreeSet<String> = loop {
-        let probed =
-            tokio::task::block_in_place(|| admin.inner().fetch_metadata(None, PROBE_TIMEOUT));
+        let probed = tokio::task::block_in_place(|| {
+            let md = probe.client().fetch_metadata(None, PROBE_TIMEOUT);
+            probe.poll(Duration::ZERO);
+            md
+        });
         match probed {
             Ok(md) => break md.topics().iter().map(|t| t.name().to_string()).collect(),
             Err(e) if !may_create => {

@@ -288,9 +288,15 @@ fn assert_drains(what: &str, listener: &str, security: &str, password: &str) {
 /// pipeline's consumer keeps trying, as for a broker that is down, logging
 /// what Kafka said. Returns the log.
 fn refused(listener: &str, security: &str, password: &str) -> String {
+    refused_with(listener, security, password, false)
+}
+
+/// As [`refused`]; with `create`, weir waits to create the topics instead
+/// of skipping the check, and its topic set-up logs Kafka's reason itself.
+fn refused_with(listener: &str, security: &str, password: &str, create: bool) -> String {
     let secure = secure();
     let dir = TempDir::new();
-    let (config, _) = config(&dir, secure.address(listener), security, false);
+    let (config, _) = config(&dir, secure.address(listener), security, create);
     let args = [OsStr::new("--config"), config.as_os_str()];
     let out = run_weir(&dir, &args, password, REFUSED_FOR);
     let (stdout, stderr) = (
@@ -298,10 +304,12 @@ fn refused(listener: &str, security: &str, password: &str) -> String {
         String::from_utf8_lossy(&out.stderr),
     );
     eprintln!("{listener} refused; weir's log:\n{stderr}");
-    assert!(
-        stderr.contains("topics not checked: Kafka did not answer"),
-        "weir says what it could not do:\n{stderr}"
-    );
+    let cannot = if create {
+        "waiting for Kafka to create the pipelines' topics"
+    } else {
+        "topics not checked: Kafka did not answer"
+    };
+    assert!(stderr.contains(cannot), "weir says what it could not do:\n{stderr}");
     assert!(
         !stderr.contains("rebalance: assigned"),
         "the consumer never joined its group:\n{stderr}"
@@ -395,6 +403,26 @@ fn a_wrong_password_is_refused_naming_the_password_key_never_the_password() {
     assert!(
         log.contains("kafka.security.password"),
         "the key is named:\n{log}"
+    );
+}
+
+#[test]
+fn a_wrong_password_while_weir_waits_to_create_topics_logs_kafkas_reason() {
+    let (user, _) = FORMAT_USER;
+    let log = refused_with(
+        "SASL_PLAINTEXT",
+        &sasl("sasl_plaintext", "SCRAM-SHA-256", user),
+        "not-bobs-password",
+        true,
+    );
+    let waiting = log
+        .lines()
+        .take_while(|l| !l.contains("signal received"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        waiting.contains("SASL authentication error") && waiting.contains("kafka.security.password"),
+        "the topic set-up names Kafka's reason and the key:\n{log}"
     );
 }
 
