@@ -77,6 +77,10 @@ pub(crate) struct Record {
 }
 
 impl Record {
+    pub(crate) fn topic(&self) -> &str {
+        &self.topic
+    }
+
     pub(crate) fn send(
         &self,
         producer: &WeirProducer,
@@ -142,14 +146,37 @@ impl InFlight {
     }
 }
 
-/// Enqueues a record, waiting while the producer's local queue is full.
-pub(crate) async fn send_until_queued(record: &Record, producer: &WeirProducer) -> DeliveryFuture {
+/// Enqueues a record, waiting while the producer's local queue is full;
+/// any other refusal is returned (a transactional producer in an error
+/// state refuses every record until the transaction is aborted).
+pub(crate) async fn enqueue(
+    record: &Record,
+    producer: &WeirProducer,
+) -> Result<DeliveryFuture, KafkaError> {
     loop {
         match record.send(producer) {
+            Ok(fut) => return Ok(fut),
+            Err(KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull)) => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Enqueues a record, retrying a refusal too, with a warning every
+/// [`CONSUME_WARNING_EVERY`] so a record that keeps being refused shows.
+pub(crate) async fn send_until_queued(record: &Record, producer: &WeirProducer) -> DeliveryFuture {
+    let mut warned: Option<std::time::Instant> = None;
+    loop {
+        match enqueue(record, producer).await {
             Ok(fut) => return fut,
             Err(e) => {
-                tracing::debug!(topic = %record.topic, "cannot enqueue yet ({e}); waiting");
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                if warned.is_none_or(|at| at.elapsed() >= CONSUME_WARNING_EVERY) {
+                    tracing::warn!(topic = %record.topic, "the producer refuses a record ({e}); retrying");
+                    warned = Some(std::time::Instant::now());
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }

@@ -34,7 +34,7 @@ use tokio::time::Instant;
 use crate::config::{Kafka, Pipeline};
 use crate::pipeline::{
     CONSUME_BACKOFF, CONSUME_WARNING_EVERY, Handled, Policy, Record, Stats, StopAt,
-    send_until_queued, sleep_or_shutdown, to_message,
+    enqueue, sleep_or_shutdown, to_message,
 };
 use crate::plugin::Instance;
 use crate::proxy::{ConsumerProxy, ProducerProxy, WeirConsumer, WeirProducer, finish_revoke};
@@ -64,6 +64,8 @@ struct Batch {
     first: BTreeMap<i32, i64>,
     next: BTreeMap<i32, i64>,
     deliveries: Vec<DeliveryFuture>,
+    /// Why the producer refused to take one of the batch's records.
+    refused: Option<String>,
 }
 
 /// The `transactional.id` when the config gives none, with the lock that
@@ -264,6 +266,7 @@ pub async fn run(
                         first: BTreeMap::new(),
                         next: BTreeMap::new(),
                         deliveries: Vec::new(),
+                        refused: None,
                     });
                 }
                 let open = batch.as_mut().expect("just opened");
@@ -271,7 +274,13 @@ pub async fn run(
                 open.first.entry(partition).or_insert(offset);
                 open.next.insert(partition, offset + 1);
                 for record in &records {
-                    open.deliveries.push(send_until_queued(record, &producer).await);
+                    if open.refused.is_some() {
+                        break;
+                    }
+                    match enqueue(record, &producer).await {
+                        Ok(delivery) => open.deliveries.push(delivery),
+                        Err(e) => open.refused = Some(format!("{} refused a record: {e}", record.topic())),
+                    }
                 }
                 if remaining.get(&partition).is_some_and(|last| offset >= *last) {
                     remaining.remove(&partition);
@@ -333,6 +342,9 @@ async fn commit(
     consumer: &WeirConsumer,
     spec: &Pipeline,
 ) -> Result<(), TxnError> {
+    if let Some(refused) = batch.refused {
+        return Err(TxnError::Aborted(format!("the producer for {refused}")));
+    }
     for delivery in batch.deliveries {
         // A report can fail to come (librdkafka, after an error that needs
         // an epoch bump): the transaction is aborted, not waited on forever.
