@@ -9,7 +9,6 @@ the offset of a record is committed only after its send was acknowledged,
 in the background every second and once more on SIGTERM.
 
 Usage: origin.py --bootstrap HOST:PORT --input T --output T --dead-letter T --group G
-                 [--fetch-wait-ms MS]
 """
 
 from __future__ import annotations
@@ -37,7 +36,6 @@ async def run(args: argparse.Namespace) -> None:
         group_id=args.group,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
-        fetch_max_wait_ms=args.fetch_wait_ms,
     )
     producer = AIOKafkaProducer(bootstrap_servers=args.bootstrap, acks="all")
     await consumer.start()
@@ -81,7 +79,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for name in ("--bootstrap", "--input", "--output", "--dead-letter", "--group"):
         parser.add_argument(name, required=True)
-    parser.add_argument("--fetch-wait-ms", type=int, default=500)
     asyncio.run(run(parser.parse_args()))
 
 

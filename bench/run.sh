@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # weir's end-to-end benchmark in one command, from a fresh machine:
-# installs what it needs (tests/setup.sh: the wasm target, tansu, the venv
-# with aiokafka; then pydantic into that venv), builds the plugins, weir
-# and the benchmark in release, and runs it. Arguments go to the benchmark:
+# installs what it needs (tests/setup.sh: the wasm target, Java 17 and
+# Apache Kafka's jars, the venv with aiokafka; then pydantic into that
+# venv), builds the plugins, weir and the benchmark in release, and runs it
+# on one Kafka node started as the tests start theirs (tests/all/broker.rs,
+# found through WEIR_KAFKA_LIBS). Arguments go to the benchmark:
 #   --quick            a smoke run (small inputs, short phases)
 #   --markdown FILE    also write the results as Markdown
 #   --only a,b         only the contenders whose names contain a or b
@@ -15,6 +17,7 @@ PYDANTIC_VERSION=2.14.3
 export WEIR_CACHE=${WEIR_CACHE:-$HOME/.cache/weir}
 
 bash tests/setup.sh
+# WEIR_KAFKA_LIBS (the broker's jars) and WEIR_PYTHON, as the tests get them.
 # shellcheck source=/dev/null
 . "$WEIR_CACHE/env.sh"
 if ! "$WEIR_PYTHON" -c "import pydantic, sys; sys.exit(pydantic.VERSION != '$PYDANTIC_VERSION')" 2>/dev/null; then

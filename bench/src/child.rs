@@ -1,7 +1,8 @@
 //! Each contender runs as a child process, so its CPU time and peak memory
 //! are its own: read from `/proc/<pid>/stat` while it runs (the CPU of one
 //! phase, its peak memory) and from `wait4`'s rusage when it has exited
-//! (its CPU over its whole life).
+//! (its CPU over its whole life). The broker's CPU and peak memory are
+//! read from `/proc` the same way.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -50,33 +51,19 @@ impl Contender {
 
     /// CPU seconds used so far (all threads), while it runs.
     pub fn cpu_so_far(&self) -> Option<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).ok()?;
-        // Fields after the command name, which is in parentheses and may hold spaces.
-        let rest = &stat[stat.rfind(')')? + 2..];
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let utime: f64 = fields.get(11)?.parse().ok()?;
-        let stime: f64 = fields.get(12)?.parse().ok()?;
-        // SAFETY: sysconf has no preconditions.
-        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-        Some((utime + stime) / ticks)
+        cpu_of(self.pid)
     }
 
     /// Resident memory now, in bytes.
     pub fn rss_now(&self) -> Option<u64> {
-        self.status_kib("VmRSS:").map(|kib| kib * 1024)
+        status_kib(self.pid, "VmRSS:").map(|kib| kib * 1024)
     }
 
     /// Peak resident memory so far, in bytes. Read while it runs: the
     /// rusage's `ru_maxrss` is no good here, as Linux carries the parent's
     /// peak across `exec` into the child's.
     pub fn peak_rss_now(&self) -> Option<u64> {
-        self.status_kib("VmHWM:").map(|kib| kib * 1024)
-    }
-
-    fn status_kib(&self, field: &str) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
-        let line = status.lines().find(|l| l.starts_with(field))?;
-        line.split_whitespace().nth(1)?.parse().ok()
+        peak_rss_of(self.pid)
     }
 
     /// Its usage if it has exited (without waiting).
@@ -126,6 +113,30 @@ impl Drop for Contender {
             self.stop(Duration::from_secs(5));
         }
     }
+}
+
+/// CPU seconds process `pid` has used so far (all threads).
+pub fn cpu_of(pid: libc::pid_t) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Some((utime + stime) / ticks)
+}
+
+/// Peak resident memory of process `pid` so far (`VmHWM`), in bytes.
+pub fn peak_rss_of(pid: libc::pid_t) -> Option<u64> {
+    status_kib(pid, "VmHWM:").map(|kib| kib * 1024)
+}
+
+fn status_kib(pid: libc::pid_t, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn wait4(pid: libc::pid_t, options: libc::c_int) -> Option<Usage> {

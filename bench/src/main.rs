@@ -1,5 +1,6 @@
-//! weir's end-to-end benchmark: Kafka → contender → Kafka on a tansu broker
-//! on 127.0.0.1, printing throughput, added latency, CPU and peak memory of
+//! weir's end-to-end benchmark: Kafka → contender → Kafka on one Apache
+//! Kafka node on 127.0.0.1 (the tests' broker, `tests/all/broker.rs`, with
+//! the benchmark JVM), printing throughput, added latency, CPU and peak memory of
 //! each contender and its ratio to a plain rdkafka passthrough measured in
 //! the same run. `bash bench/run.sh` installs what it needs and runs it.
 //!
@@ -11,13 +12,18 @@
 //! produced) are sent at a low rate and their end-to-end latency, minus the
 //! direct produce → read latency of the same broker, is the added latency.
 //! Finally the child's peak RSS is read, SIGTERM, and `wait4` gives its CPU
-//! time.
+//! time. The broker's own CPU and peak memory over the run close the report.
 //!
 //! `weir-bench passthrough …` is the passthrough contender itself (the
 //! benchmark runs it as a child like the others).
 
+/// The tests' Kafka harness, shared so both run the same broker; the
+/// benchmark uses only its start, pid and drop.
+#[allow(dead_code)]
+#[path = "../../tests/all/broker.rs"]
 mod broker;
 mod child;
+mod cluster;
 mod passthrough;
 mod reader;
 mod report;
@@ -29,12 +35,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 
-use broker::{Tansu, now_micros, order_value};
 use child::Contender;
+use cluster::{Cluster, now_micros, order_value};
 use reader::Reader;
 use report::{Row, quantile, size_label};
 
-/// weir's end-to-end benchmark against tansu on 127.0.0.1.
+/// weir's end-to-end benchmark against Apache Kafka on 127.0.0.1.
 #[derive(Parser)]
 #[command(args_conflicts_with_subcommands = true)]
 struct Cli {
@@ -58,8 +64,6 @@ enum Sub {
         group: String,
         #[arg(long, default_value_t = 1000)]
         max_in_flight: usize,
-        #[arg(long, default_value_t = 500)]
-        fetch_wait_ms: u32,
     },
 }
 
@@ -71,9 +75,6 @@ struct Bench {
     /// The weir binary (default: `weir` beside this one).
     #[arg(long)]
     weir: Option<PathBuf>,
-    /// The tansu binary.
-    #[arg(long, env = "WEIR_TANSU")]
-    tansu: Option<PathBuf>,
     /// The Python with aiokafka and pydantic, for the origin's design.
     #[arg(long, env = "WEIR_PYTHON")]
     python: Option<PathBuf>,
@@ -113,14 +114,12 @@ fn main() -> ExitCode {
             output,
             group,
             max_in_flight,
-            fetch_wait_ms,
         }) => tokio.block_on(passthrough::run(passthrough::Args {
             bootstrap,
             input,
             output,
             group,
             max_in_flight,
-            fetch_wait_ms,
         })),
         None => tokio.block_on(cli.bench.run()),
     };
@@ -138,12 +137,7 @@ fn root() -> PathBuf {
     PathBuf::from(env!("WEIR_BENCH_ROOT"))
 }
 
-fn cache_dir() -> PathBuf {
-    std::env::var_os("WEIR_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/weir")))
-        .unwrap_or_else(|| PathBuf::from(".cache/weir"))
-}
+const MIB: f64 = (1 << 20) as f64;
 
 /// How much of everything one run does.
 #[derive(Debug, Clone, Copy)]
@@ -188,12 +182,6 @@ const QUICK: Scale = Scale {
     probe_every: Duration::from_millis(10),
 };
 
-/// Every contender's consumer waits at most this long for a fetch to fill:
-/// tansu answers a fetch with no new data only when this runs out (it does
-/// not wake it when records arrive), so at the client default of 500 ms the
-/// latencies would measure that wait and nothing else.
-const FETCH_WAIT_MS: u32 = 10;
-
 /// How a contender is started.
 #[derive(Debug, Clone)]
 enum Kind {
@@ -215,7 +203,7 @@ struct Spec {
 
 /// Everything a contender's run needs to know.
 struct Setup<'a> {
-    tansu: &'a Tansu,
+    kafka: &'a Cluster,
     weir: &'a Path,
     python: &'a Path,
     work: &'a Path,
@@ -227,11 +215,7 @@ struct Setup<'a> {
 impl Bench {
     async fn run(self) -> anyhow::Result<()> {
         let scale = if self.quick { QUICK } else { FULL };
-        let cache = cache_dir();
-        let tansu_bin = self
-            .tansu
-            .clone()
-            .unwrap_or_else(|| cache.join("tansu-0.6.0-libsql/bin/tansu"));
+        let cache = broker::cache_dir();
         let python = self
             .python
             .clone()
@@ -243,7 +227,7 @@ impl Bench {
                 .context("this binary has no folder")?
                 .join("weir"),
         };
-        for (what, path) in [("tansu", &tansu_bin), ("weir", &weir), ("python", &python)] {
+        for (what, path) in [("weir", &weir), ("python", &python)] {
             if !path.is_file() {
                 bail!(
                     "{what} not found at {}: run `bash bench/run.sh`, which installs and builds it",
@@ -261,13 +245,18 @@ impl Bench {
             .collect();
 
         let started = Instant::now();
-        let tansu = Tansu::start(&tansu_bin)?;
+        let kafka = Cluster::start().await?;
         println!(
             "# weir end-to-end benchmark{}",
             if self.quick { " (--quick)" } else { "" }
         );
         println!("{}", machine());
-        println!("broker: tansu (memory storage) at {}", tansu.bootstrap);
+        println!(
+            "broker: {} (one KRaft node as docker-compose.yml configures it, the benchmark JVM) at {}, ready after {:.1} s",
+            kafka.version,
+            kafka.bootstrap,
+            kafka.start_up().as_secs_f64()
+        );
         println!(
             "contenders: {}",
             specs
@@ -277,7 +266,7 @@ impl Bench {
                 .join(", ")
         );
 
-        let direct = direct_latency(&tansu, scale).await?;
+        let direct = direct_latency(&kafka, scale).await?;
         let direct_p50 = quantile(&direct, 0.5).unwrap_or(0);
         println!(
             "direct produce → read latency (subtracted from probes): p50 {:.2} ms, p99 {:.2} ms",
@@ -291,25 +280,25 @@ impl Bench {
                 for &size in &self.sizes {
                     let full = format!("in-{partitions}p-{size}");
                     let slow = format!("slow-in-{partitions}p-{size}");
-                    tansu
+                    kafka
                         .create_topics(partitions, &[full.clone(), slow.clone()])
                         .await?;
                     let t = Instant::now();
-                    tansu.fill(&full, (scale.records)(size), size).await?;
+                    kafka.fill(&full, (scale.records)(size), size).await?;
                     if specs.iter().any(|s| s.slow) {
-                        tansu.fill(&slow, (scale.slow_records)(size), size).await?;
+                        kafka.fill(&slow, (scale.slow_records)(size), size).await?;
                     }
                     println!(
                         "\n## {partitions} partition(s), {}: {} records (slow contenders: {}), produced in {:.1} s",
                         size_label(size),
-                        tansu.count(&full),
-                        tansu.count(&slow),
+                        kafka.count(&full),
+                        kafka.count(&slow),
                         t.elapsed().as_secs_f64()
                     );
                     for spec in &specs {
                         let input = if spec.slow { &slow } else { &full };
                         let mut setup = Setup {
-                            tansu: &tansu,
+                            kafka: &kafka,
                             weir: &weir,
                             python: &python,
                             work: &work,
@@ -330,7 +319,7 @@ impl Bench {
                                     0,
                                 ),
                             };
-                        tansu.add_count(input, probes_sent);
+                        kafka.add_count(input, probes_sent);
                         println!(
                             "  {:<20} {:>8.0} msg/s  added p50 {} ms  CPU {:.1} s  peak {:.0} MiB  {}",
                             row.contender,
@@ -350,7 +339,7 @@ impl Bench {
         let mut scaling = String::new();
         if !self.no_scaling {
             let setup = Setup {
-                tansu: &tansu,
+                kafka: &kafka,
                 weir: &weir,
                 python: &python,
                 work: &work,
@@ -360,6 +349,13 @@ impl Bench {
             scaling = scaling_runs(setup).await?;
             println!("\n## Scaling\n\n{scaling}");
         }
+        let (broker_cpu, broker_peak) = kafka.usage();
+        let broker_line = format!(
+            "broker over the whole run: CPU {} s, peak RSS {} MiB",
+            broker_cpu.map_or("-".into(), |c| format!("{c:.1}")),
+            broker_peak.map_or("-".into(), |b| format!("{:.0}", b as f64 / MIB))
+        );
+        println!("\n{broker_line}");
         println!("total time: {:.0} s", started.elapsed().as_secs_f64());
 
         if let Some(path) = &self.markdown {
@@ -367,7 +363,7 @@ impl Bench {
             if !rows.is_empty() {
                 md.push_str(&report::markdown_table(&rows));
             }
-            md.push_str(&format!("\n{scaling}"));
+            md.push_str(&format!("\n{scaling}\n{broker_line}\n"));
             std::fs::write(path, md).with_context(|| format!("{}", path.display()))?;
         }
         let _ = std::fs::remove_dir_all(&work);
@@ -435,18 +431,18 @@ async fn measure(
     let dead_letter = format!("dlq-{tag}");
     let group = format!("bench-{tag}");
     setup
-        .tansu
+        .kafka
         .create_topics(partitions, std::slice::from_ref(&output))
         .await?;
     setup
-        .tansu
+        .kafka
         .create_topics(1, std::slice::from_ref(&dead_letter))
         .await?;
-    let expected = setup.tansu.count(input);
+    let expected = setup.kafka.count(input);
     let prefix = format!("probe:{tag}:");
     let read = [(output.clone(), partitions), (dead_letter.clone(), 1)];
-    let reader = Reader::start(&setup.tansu.bootstrap, &read, &prefix)?;
-    reader.wait_live(&setup.tansu.bootstrap, &read).await?;
+    let reader = Reader::start(&setup.kafka.bootstrap, &read, &prefix)?;
+    reader.wait_live(&setup.kafka.bootstrap, &read).await?;
     let command = contender_command(
         setup,
         spec,
@@ -560,13 +556,12 @@ fn contender_command(
     tag: &str,
     compile_cache: Option<&Path>,
 ) -> anyhow::Result<Command> {
-    let bootstrap = &setup.tansu.bootstrap;
+    let bootstrap = &setup.kafka.bootstrap;
     let (input, output) = pipelines[0];
     let command = match &spec.kind {
         Kind::Passthrough => {
             let mut c = Command::new(std::env::current_exe()?);
             c.args(["passthrough", "--bootstrap", bootstrap, "--input", input])
-                .args(["--fetch-wait-ms", &FETCH_WAIT_MS.to_string()])
                 .args(["--output", output, "--group", group]);
             c
         }
@@ -581,14 +576,11 @@ fn contender_command(
                     "--output",
                     output,
                 ])
-                .args(["--dead-letter", dead_letter, "--group", group])
-                .args(["--fetch-wait-ms", &FETCH_WAIT_MS.to_string()]);
+                .args(["--dead-letter", dead_letter, "--group", group]);
             c
         }
         Kind::Weir { plugin, config } => {
-            let mut toml = format!(
-                "[kafka]\nbrokers = {bootstrap:?}\n[kafka.properties]\n\"fetch.wait.max.ms\" = \"{FETCH_WAIT_MS}\"\n"
-            );
+            let mut toml = format!("[kafka]\nbrokers = {bootstrap:?}\n");
             for (i, (input, output)) in pipelines.iter().enumerate() {
                 toml.push_str(&format!(
                     "\n[[pipeline]]\nname = \"bench-{i}\"\ninput = {input:?}\ngroup = \"{group}-{i}\"\n\
@@ -634,14 +626,14 @@ fn contender_command(
 
 /// Sends probes to `topic` at the scale's rate; returns how many were acknowledged.
 async fn probe(setup: &Setup<'_>, topic: &str, prefix: &str, size: usize) -> anyhow::Result<u64> {
-    let producer = broker::producer(&setup.tansu.bootstrap, "0")?;
+    let producer = cluster::producer(&setup.kafka.bootstrap, "0")?;
     let mut pending = Vec::new();
     let mut tick = tokio::time::interval(setup.scale.probe_every);
     for i in 0..setup.scale.probes {
         tick.tick().await;
         let key = format!("{prefix}{}", now_micros());
         pending.push(
-            broker::send(
+            cluster::send(
                 &producer,
                 topic,
                 Some(key.as_bytes()),
@@ -661,16 +653,16 @@ async fn probe(setup: &Setup<'_>, topic: &str, prefix: &str, size: usize) -> any
 
 /// Probes straight into a topic and read back: what the broker and clients
 /// alone cost, subtracted from each contender's probes.
-async fn direct_latency(tansu: &Tansu, scale: Scale) -> anyhow::Result<Vec<u64>> {
+async fn direct_latency(kafka: &Cluster, scale: Scale) -> anyhow::Result<Vec<u64>> {
     let topic = "direct".to_string();
-    tansu.create_topics(1, std::slice::from_ref(&topic)).await?;
-    let reader = Reader::start(&tansu.bootstrap, &[(topic.clone(), 1)], "probe:direct:")?;
+    kafka.create_topics(1, std::slice::from_ref(&topic)).await?;
+    let reader = Reader::start(&kafka.bootstrap, &[(topic.clone(), 1)], "probe:direct:")?;
     reader
-        .wait_live(&tansu.bootstrap, &[(topic.clone(), 1)])
+        .wait_live(&kafka.bootstrap, &[(topic.clone(), 1)])
         .await?;
     let work = std::env::temp_dir();
     let setup = Setup {
-        tansu,
+        kafka,
         weir: Path::new(""),
         python: Path::new(""),
         work: &work,
@@ -710,16 +702,16 @@ async fn scaling_runs(setup: Setup<'_>) -> anyhow::Result<String> {
         async move {
             let dead_letter = format!("dlq-{tag}");
             setup
-                .tansu
+                .kafka
                 .create_topics(1, std::slice::from_ref(&dead_letter))
                 .await?;
             let outputs: Vec<String> = pipelines.iter().map(|(_, o)| o.clone()).collect();
-            setup.tansu.create_topics(partitions, &outputs).await?;
-            let expected: u64 = pipelines.iter().map(|(i, _)| setup.tansu.count(i)).sum();
+            setup.kafka.create_topics(partitions, &outputs).await?;
+            let expected: u64 = pipelines.iter().map(|(i, _)| setup.kafka.count(i)).sum();
             let topics: Vec<(String, i32)> =
                 outputs.iter().map(|o| (o.clone(), partitions)).collect();
-            let reader = Reader::start(&setup.tansu.bootstrap, &topics, "probe:none:")?;
-            reader.wait_live(&setup.tansu.bootstrap, &topics).await?;
+            let reader = Reader::start(&setup.kafka.bootstrap, &topics, "probe:none:")?;
+            reader.wait_live(&setup.kafka.bootstrap, &topics).await?;
             let pairs: Vec<(&str, &str)> = pipelines
                 .iter()
                 .map(|(i, o)| (i.as_str(), o.as_str()))
@@ -790,10 +782,10 @@ async fn scaling_runs(setup: Setup<'_>) -> anyhow::Result<String> {
     for partitions in [1, 2, 4] {
         let input = format!("scale-in-{partitions}p");
         setup
-            .tansu
+            .kafka
             .create_topics(partitions, std::slice::from_ref(&input))
             .await?;
-        setup.tansu.fill(&input, n, size).await?;
+        setup.kafka.fill(&input, n, size).await?;
         let tag = format!("scale-{partitions}p");
         let (row, _, _) = run(
             vec![(input, format!("out-{tag}"))],
@@ -816,10 +808,10 @@ async fn scaling_runs(setup: Setup<'_>) -> anyhow::Result<String> {
     for j in 0..4 {
         let input = format!("pipe-in-{j}");
         setup
-            .tansu
+            .kafka
             .create_topics(1, std::slice::from_ref(&input))
             .await?;
-        setup.tansu.fill(&input, per_pipeline, size).await?;
+        setup.kafka.fill(&input, per_pipeline, size).await?;
         inputs.push(input);
     }
     let mut rss = Vec::new();

@@ -24,7 +24,6 @@ pub struct Args {
     pub output: String,
     pub group: String,
     pub max_in_flight: usize,
-    pub fetch_wait_ms: u32,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -35,7 +34,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .set("enable.auto.commit", "true")
         .set("auto.commit.interval.ms", "1000")
         .set("auto.offset.reset", "earliest")
-        .set("fetch.wait.max.ms", args.fetch_wait_ms.to_string())
         .create()
         .context("consumer")?;
     let producer: FutureProducer = ClientConfig::new()

@@ -1,7 +1,7 @@
 //! Reads a contender's output topics from the beginning on a thread of its
-//! own: counts records (the only way to know a contender is done, as
-//! tansu's watermarks are wrong), notes when the first and the latest
-//! arrived, and turns latency probes into samples.
+//! own: counts records (it reads each one anyway to time it, and unlike
+//! the topics' watermarks the count leaves out its own markers), notes when
+//! the first and the latest arrived, and turns latency probes into samples.
 //!
 //! A probe is a record whose key is `<prefix><µs since the epoch>`, the
 //! moment its input was produced; the contenders copy keys through, so the
@@ -16,7 +16,7 @@ use anyhow::Context as _;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
 
-use crate::broker::{self, now_micros};
+use crate::cluster::{self, now_micros};
 
 /// The key of the records that show the reader is reading.
 const MARKER: &[u8] = b"weir-bench:marker";
@@ -52,8 +52,6 @@ impl Reader {
             .set("bootstrap.servers", bootstrap)
             .set("group.id", "weir-bench-reader")
             .set("enable.auto.commit", "false")
-            // Probes measure the contender, not how long this reader dozes.
-            .set("fetch.wait.max.ms", "5")
             .create()
             .context("reader")?;
         let mut assignment = TopicPartitionList::new();
@@ -84,7 +82,7 @@ impl Reader {
     /// arrive, so the time of the first one is the contender's, not the
     /// reader's start-up.
     pub async fn wait_live(&self, bootstrap: &str, topics: &[(String, i32)]) -> anyhow::Result<()> {
-        let producer = broker::producer(bootstrap, "0")?;
+        let producer = cluster::producer(bootstrap, "0")?;
         let mut sent = 0;
         for (topic, partitions) in topics {
             for p in 0..*partitions {
