@@ -65,7 +65,11 @@ pub enum TopicError {
 /// below polls a client of its own so that Kafka's reason is logged here
 /// too, and the hint names every key that could be wrong, never a value.
 fn security_hint(kafka: &Kafka) -> &'static str {
-    match kafka.properties.get("security.protocol").map(String::as_str) {
+    match kafka
+        .properties
+        .get("security.protocol")
+        .map(String::as_str)
+    {
         Some("sasl_ssl") => {
             " (SASL and TLS are on: a refused login or a failed TLS handshake can look like this; \
              check kafka.security.username, kafka.security.password, kafka.security.mechanism \

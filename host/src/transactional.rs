@@ -33,8 +33,8 @@ use tokio::time::Instant;
 
 use crate::config::{Kafka, Pipeline};
 use crate::pipeline::{
-    CONSUME_BACKOFF, CONSUME_WARNING_EVERY, Handled, Policy, Record, Stats, StopAt,
-    enqueue, sleep_or_shutdown, to_message,
+    CONSUME_BACKOFF, CONSUME_WARNING_EVERY, Handled, Policy, Record, Stats, StopAt, enqueue,
+    sleep_or_shutdown, to_message,
 };
 use crate::plugin::Instance;
 use crate::proxy::{ConsumerProxy, ProducerProxy, WeirConsumer, WeirProducer, finish_revoke};
@@ -90,7 +90,13 @@ pub fn default_transactional_id(spec: &Pipeline) -> (String, Option<std::fs::Fil
     // A name fit for a file whatever the group and pipeline are called.
     let file_name: String = base
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     for slot in 0..1024 {
         let path = dir.join(format!("{file_name}-{slot}.lock"));
@@ -98,7 +104,11 @@ pub fn default_transactional_id(spec: &Pipeline) -> (String, Option<std::fs::Fil
             break;
         };
         if file.try_lock().is_ok() {
-            let id = if slot == 0 { base } else { format!("{base}-{slot}") };
+            let id = if slot == 0 {
+                base
+            } else {
+                format!("{base}-{slot}")
+            };
             return (id, Some(file));
         }
     }

@@ -30,7 +30,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-
 /// The base file bitnami starts from: the distribution's
 /// `config/server.properties` (Kafka 4.1), its settings only. The quorum and
 /// listener lines come from the compose file's variables.
@@ -154,7 +153,11 @@ pub fn unique(prefix: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .subsec_nanos();
-    format!("{prefix}-{}-{nanos}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// The folder of Kafka's jars: `$WEIR_KAFKA_LIBS`, or what setup.sh left in
@@ -230,7 +233,11 @@ fn to_loopback(value: &str, ports: &mut BTreeMap<u16, u16>) -> Result<String, St
             Some(i) => item.split_at(i + 3),
             None => match item.find('@') {
                 Some(i) => item.split_at(i + 1),
-                None => return Err(format!("{item:?} is neither NAME://host:port nor id@host:port")),
+                None => {
+                    return Err(format!(
+                        "{item:?} is neither NAME://host:port nor id@host:port"
+                    ));
+                }
             },
         };
         let (_, port) = address
@@ -344,7 +351,11 @@ fn spawn_orphan_proof(mut command: Command) -> std::io::Result<Child> {
 fn java(class: &str, log4j: &Path, jvm: &[String]) -> Command {
     let mut command = Command::new("java");
     command
-        .args(if jvm.iter().any(|o| o == BENCHMARK) { BENCHMARK_JVM_OPTIONS } else { JVM_OPTIONS })
+        .args(if jvm.iter().any(|o| o == BENCHMARK) {
+            BENCHMARK_JVM_OPTIONS
+        } else {
+            JVM_OPTIONS
+        })
         .args(jvm.iter().filter(|o| *o != BENCHMARK))
         .arg(format!("-Dlog4j2.configurationFile={}", log4j.display()))
         .arg("-cp")
@@ -359,8 +370,10 @@ impl Kafka {
         static SHARED: OnceLock<Kafka> = OnceLock::new();
         SHARED.get_or_init(|| {
             remove_stale_folders();
-            let dir = std::env::temp_dir().join(format!("weir-kafka-shared-{}", std::process::id()));
-            let mut kafka = Kafka::launch(dir, &Options::default()).unwrap_or_else(|e| panic!("{e}"));
+            let dir =
+                std::env::temp_dir().join(format!("weir-kafka-shared-{}", std::process::id()));
+            let mut kafka =
+                Kafka::launch(dir, &Options::default()).unwrap_or_else(|e| panic!("{e}"));
             kafka.shared = true;
             eprintln!(
                 "shared Kafka at {} (ready after {:?}), log {}",
@@ -413,7 +426,11 @@ impl Kafka {
             let docker_port = env
                 .iter()
                 .find(|(k, _)| k == "KAFKA_CFG_ADVERTISED_LISTENERS")
-                .and_then(|(_, v)| v.split(',').find(|l| l.starts_with("EXTERNAL://")).map(String::from))
+                .and_then(|(_, v)| {
+                    v.split(',')
+                        .find(|l| l.starts_with("EXTERNAL://"))
+                        .map(String::from)
+                })
                 .and_then(|l| l.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()))
                 .ok_or("docker-compose.yml advertises no EXTERNAL listener for the host")?;
             ports.insert(docker_port, port);
@@ -424,11 +441,12 @@ impl Kafka {
             .filter_map(|l| l.split_once('='))
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let set = |props: &mut Vec<(String, String)>, key: &str, value: String| {
-            match props.iter_mut().find(|(k, _)| k == key) {
-                Some(entry) => entry.1 = value,
-                None => props.push((key.to_string(), value)),
-            }
+        let set = |props: &mut Vec<(String, String)>, key: &str, value: String| match props
+            .iter_mut()
+            .find(|(k, _)| k == key)
+        {
+            Some(entry) => entry.1 = value,
+            None => props.push((key.to_string(), value)),
         };
         for (_, key, value) in &mapped {
             set(&mut props, key, value.clone());
@@ -467,11 +485,19 @@ impl Kafka {
         let external = mapped
             .iter()
             .find(|(_, k, _)| k == "advertised.listeners")
-            .and_then(|(_, _, v)| v.split(',').find(|l| l.starts_with("EXTERNAL://")).map(String::from))
+            .and_then(|(_, _, v)| {
+                v.split(',')
+                    .find(|l| l.starts_with("EXTERNAL://"))
+                    .map(String::from)
+            })
             .ok_or("docker-compose.yml advertises no EXTERNAL listener for the host")?;
         let bootstrap = external.trim_start_matches("EXTERNAL://").to_string();
 
-        let mut format = java("kafka.tools.StorageTool", &dir.join("tools-log4j2.yaml"), &[]);
+        let mut format = java(
+            "kafka.tools.StorageTool",
+            &dir.join("tools-log4j2.yaml"),
+            &[],
+        );
         format
             .args(["format", "--ignore-formatted", "--config"])
             .arg(&config)
@@ -483,7 +509,9 @@ impl Kafka {
                     .arg(format!("{mechanism}=[name={user},password={password}]"));
             }
         }
-        let out = format.output().map_err(|e| format!("java does not run: {e}"))?;
+        let out = format
+            .output()
+            .map_err(|e| format!("java does not run: {e}"))?;
         if !out.status.success() {
             return Err(format!(
                 "formatting Kafka's storage failed:\n{}{}",
@@ -523,7 +551,10 @@ impl Kafka {
             .open(&self.log)
             .unwrap();
         let from = std::fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0);
-        let mut jvm = vec![format!("-Dkafka.logs.dir={}", self.dir.join("logs").display())];
+        let mut jvm = vec![format!(
+            "-Dkafka.logs.dir={}",
+            self.dir.join("logs").display()
+        )];
         if self.benchmark {
             jvm.push(BENCHMARK.to_string());
         }
@@ -597,7 +628,10 @@ impl Kafka {
     }
 
     fn end(&self, signal: &str) {
-        assert!(!self.shared, "a test stopped the shared broker: start one of its own");
+        assert!(
+            !self.shared,
+            "a test stopped the shared broker: start one of its own"
+        );
         let mut child = self.child.lock().unwrap();
         if let Some(mut c) = child.take() {
             let _ = Command::new("kill")
@@ -664,7 +698,11 @@ impl Kafka {
             )
             // It exits 1 on reaching the timeout... unless it read nothing
             // at all; both are the end of the read here.
-            .unwrap_or_else(|e| e.split_once('\n').map(|x| x.1.to_string()).unwrap_or_default());
+            .unwrap_or_else(|e| {
+                e.split_once('\n')
+                    .map(|x| x.1.to_string())
+                    .unwrap_or_default()
+            });
         out.lines().map(str::to_string).collect()
     }
 
@@ -674,7 +712,13 @@ impl Kafka {
         let out = self
             .tool(
                 "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
-                &["--bootstrap-server", &self.bootstrap, "--describe", "--group", group],
+                &[
+                    "--bootstrap-server",
+                    &self.bootstrap,
+                    "--describe",
+                    "--group",
+                    group,
+                ],
             )
             .unwrap_or_else(|e| panic!("{e}"));
         let mut offsets = BTreeMap::new();
@@ -701,7 +745,11 @@ impl Drop for Kafka {
 
 /// Shared brokers' folders of test binaries that are gone.
 fn remove_stale_folders() {
-    for entry in std::fs::read_dir(std::env::temp_dir()).into_iter().flatten().flatten() {
+    for entry in std::fs::read_dir(std::env::temp_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let name = entry.file_name().to_string_lossy().into_owned();
         if let Some(pid) = name.strip_prefix("weir-kafka-shared-") {
             if !Path::new("/proc").join(pid).exists() {

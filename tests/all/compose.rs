@@ -12,7 +12,6 @@ use serde_json::{Value, json};
 use crate::broker::{Kafka, Options, bitnami_key, compose_environment, settings_from_environment};
 use crate::support::{repo, unique};
 
-
 fn compose() -> Value {
     let text = std::fs::read_to_string(repo().join("docker-compose.yml")).unwrap();
     serde_norway::from_str(&text).expect("docker-compose.yml is YAML")
@@ -222,21 +221,27 @@ fn the_compose_files_kafka_variables_configure_a_real_broker() {
     let kafka = Kafka::start();
     let properties = std::fs::read_to_string(kafka.dir.join("server.properties")).unwrap();
     let mut ports = std::collections::BTreeMap::new();
-    let mapped = settings_from_environment(
-        &compose_environment(),
-        &kafka.dir.join("data"),
-        &mut ports,
-    )
-    .unwrap();
+    let mapped =
+        settings_from_environment(&compose_environment(), &kafka.dir.join("data"), &mut ports)
+            .unwrap();
     assert!(mapped.len() >= 8, "{mapped:?}");
     for (var, key, _) in &mapped {
         assert!(
-            properties.lines().any(|l| l.starts_with(&format!("{key}="))),
+            properties
+                .lines()
+                .any(|l| l.starts_with(&format!("{key}="))),
             "{var} set no `{key}` in server.properties:\n{properties}"
         );
     }
-    for line in ["process.roles=controller,broker", "node.id=0", "controller.listener.names=CONTROLLER"] {
-        assert!(properties.lines().any(|l| l == line), "{line} in:\n{properties}");
+    for line in [
+        "process.roles=controller,broker",
+        "node.id=0",
+        "controller.listener.names=CONTROLLER",
+    ] {
+        assert!(
+            properties.lines().any(|l| l == line),
+            "{line} in:\n{properties}"
+        );
     }
     assert!(
         !properties.contains("kafka:") && !properties.contains("/bitnami"),
@@ -244,8 +249,16 @@ fn the_compose_files_kafka_variables_configure_a_real_broker() {
     );
     let topic = unique("compose");
     kafka.create_topics(3, &[&topic]);
-    kafka.produce(&topic, &[json!({"value": "through the compose file's broker"})]);
-    assert_eq!(kafka.consume(&[&topic], 1, Duration::from_secs(60), None).len(), 1);
+    kafka.produce(
+        &topic,
+        &[json!({"value": "through the compose file's broker"})],
+    );
+    assert_eq!(
+        kafka
+            .consume(&[&topic], 1, Duration::from_secs(60), None)
+            .len(),
+        1
+    );
     eprintln!(
         "Apache Kafka from docker-compose.yml's variables: ready after {:?}",
         kafka.start_up()
@@ -272,12 +285,9 @@ fn a_kafka_variable_that_is_no_broker_setting_fails_the_start_naming_it() {
     );
     // A variable the image would not read at all is refused before a start.
     let mut ports = std::collections::BTreeMap::new();
-    let error = settings_from_environment(
-        &[("KAFKA_LOG_DIRS".into(), "/x".into())],
-        &dir,
-        &mut ports,
-    )
-    .unwrap_err();
+    let error =
+        settings_from_environment(&[("KAFKA_LOG_DIRS".into(), "/x".into())], &dir, &mut ports)
+            .unwrap_err();
     assert!(error.contains("KAFKA_LOG_DIRS"), "{error}");
 }
 
@@ -291,7 +301,10 @@ fn bitnami_names_map_to_broker_settings_and_docker_addresses_to_loopback() {
     assert_eq!(bitnami_key("ALLOW_PLAINTEXT_LISTENER"), None);
     let mut ports = std::collections::BTreeMap::new();
     let env = [
-        ("KAFKA_CFG_CONTROLLER_QUORUM_VOTERS".to_string(), "0@kafka:9093".to_string()),
+        (
+            "KAFKA_CFG_CONTROLLER_QUORUM_VOTERS".to_string(),
+            "0@kafka:9093".to_string(),
+        ),
         (
             "KAFKA_CFG_LISTENERS".to_string(),
             "PLAINTEXT://:9092,CONTROLLER://:9093".to_string(),
@@ -302,6 +315,9 @@ fn bitnami_names_map_to_broker_settings_and_docker_addresses_to_loopback() {
     assert_eq!(mapped[0].2, format!("0@127.0.0.1:{controller}"));
     assert_eq!(
         mapped[1].2,
-        format!("PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{controller}", ports[&9092])
+        format!(
+            "PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{controller}",
+            ports[&9092]
+        )
     );
 }

@@ -20,10 +20,10 @@ use tokio::sync::watch;
 use weir::config::Config;
 use weir::plugin::{LogTags, Runtime};
 
+use crate::broker::Kafka;
 use crate::fixtures;
 use crate::kafka::Topics;
 use crate::scaling::Producer;
-use crate::broker::Kafka;
 use crate::support::{TempDir, WeirProcess, header, unique, value_json};
 
 const SCHEMA: &str = r#"{"type":"object","properties":{"id":{"type":"integer"},"text":{"type":"string"}},"required":["id","text"]}"#;
@@ -268,7 +268,11 @@ fn eos_setup(partitions: u32, open_for: &str) -> (Kafka, Topics, TempDir, std::p
 fn exactly_once_results(kafka: &Kafka, t: &Topics, n: usize) -> (usize, usize, usize) {
     let inputs = inputs_of(kafka, &t.input, n);
     let total: usize = inputs.values().sum();
-    let valid: usize = inputs.iter().filter(|(id, _)| *id % 10 != 9).map(|(_, c)| c).sum();
+    let valid: usize = inputs
+        .iter()
+        .filter(|(id, _)| *id % 10 != 9)
+        .map(|(_, c)| c)
+        .sum();
     let out = kafka.consume_committed(&[&t.output], valid, LONG, Duration::from_secs(3));
     let dead = kafka.consume_committed(&[&t.dead], total - valid, LONG, Duration::from_secs(3));
     for r in &dead {
@@ -279,7 +283,10 @@ fn exactly_once_results(kafka: &Kafka, t: &Topics, n: usize) -> (usize, usize, u
         );
     }
     let repeated = every_input_at_least_once(&out, &dead, &inputs);
-    assert_eq!(repeated, 0, "a read_committed reader saw {repeated} results twice");
+    assert_eq!(
+        repeated, 0,
+        "a read_committed reader saw {repeated} results twice"
+    );
     (total, out.len(), dead.len())
 }
 
@@ -317,7 +324,8 @@ fn exactly_once_through_sigkills_loses_nothing_and_repeats_nothing() {
         let weir = WeirProcess::start(&config);
         // Each run commits something of its own before it is killed, at a
         // random moment after.
-        let _ = kafka.consume_committed(&[&t.output], committed + 1, LONG, Duration::from_millis(1));
+        let _ =
+            kafka.consume_committed(&[&t.output], committed + 1, LONG, Duration::from_millis(1));
         seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
@@ -355,7 +363,10 @@ fn exactly_once_through_sigkills_loses_nothing_and_repeats_nothing() {
          {dead} dead letters, 0 lost, 0 duplicates; {open_at_kills} records were in open \
          transactions at the kills (aborted)"
     );
-    assert!(open_at_kills > 0, "no kill landed inside an open transaction");
+    assert!(
+        open_at_kills > 0,
+        "no kill landed inside an open transaction"
+    );
 }
 
 /// Two processes share the input. A second one joins, and the first is
@@ -377,7 +388,11 @@ fn exactly_once_with_a_process_killed_during_a_rebalance_repeats_nothing() {
     // The join starts a rebalance: kill the first while it goes on.
     let deadline = std::time::Instant::now() + LONG;
     while !second.log_text().contains("exactly-once pipeline started") {
-        assert!(std::time::Instant::now() < deadline, "{}", second.log_text());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            second.log_text()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(300));
@@ -430,7 +445,11 @@ fn exactly_once_redoes_an_aborted_transaction_once() {
     const N: usize = 200;
     let (kafka, t, _dir, config) = eos_setup(1, "500ms");
     // Batches of small records fit; one with the 64 KiB record does not.
-    alter_topic(&kafka, &t.output, &["--add-config", "max.message.bytes=32768"]);
+    alter_topic(
+        &kafka,
+        &t.output,
+        &["--add-config", "max.message.bytes=32768"],
+    );
     let big = |i: usize| json!({"id": i, "text": "x".repeat(64 * 1024)});
     let lines: Vec<Value> = (0..N)
         .map(|i| json!({"value": if i == N / 2 { big(i) } else { order(i) }}))
@@ -439,7 +458,11 @@ fn exactly_once_redoes_an_aborted_transaction_once() {
     let weir = WeirProcess::start(&config);
     let deadline = std::time::Instant::now() + LONG;
     while !weir.log_text().contains("transaction aborted") {
-        assert!(std::time::Instant::now() < deadline, "no abort: {}", weir.log_text());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no abort: {}",
+            weir.log_text()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     alter_topic(&kafka, &t.output, &["--delete-config", "max.message.bytes"]);

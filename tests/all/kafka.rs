@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::fixtures;
 use crate::broker::{Broker, Kafka};
+use crate::fixtures;
 use crate::support::{TempDir, WeirProcess, header, unique, value_json};
 
 const ORDER_SCHEMA: &str = r#"{"type":"object","properties":{"id":{"type":"integer"},"text":{"type":"string"}},"required":["id","text"]}"#;
@@ -86,7 +86,14 @@ pub fn setup_with(
     plugin_config: &dyn Fn(&Topics) -> Vec<(String, String)>,
     extra: &str,
 ) -> Setup {
-    setup_on(Broker::shared(), partitions, routes, plugin, plugin_config, extra)
+    setup_on(
+        Broker::shared(),
+        partitions,
+        routes,
+        plugin,
+        plugin_config,
+        extra,
+    )
 }
 
 /// As `setup_with`, on `kafka`.
@@ -444,7 +451,10 @@ fn a_run_stopped_with_sigterm_and_restarted_reprocesses_nothing() {
     // Kafka's own kafka-consumer-groups agrees with aiokafka: the group
     // committed every input.
     let offsets = kafka.group_offsets(&t.group, &t.input);
-    let committed: i64 = offsets.values().map(|o| o.expect("each partition committed")).sum();
+    let committed: i64 = offsets
+        .values()
+        .map(|o| o.expect("each partition committed"))
+        .sum();
     assert_eq!(offsets.len(), 4, "{offsets:?}");
     assert_eq!(committed, 4000, "kafka-consumer-groups: {offsets:?}");
 }
@@ -604,7 +614,10 @@ fn broker_restart_mid_run(signal: &str, delivery: &str) {
         "",
     );
     let text = std::fs::read_to_string(&config).unwrap();
-    let text = text.replace("[pipeline.config]", &format!("delivery = \"{delivery}\"\n[pipeline.config]"));
+    let text = text.replace(
+        "[pipeline.config]",
+        &format!("delivery = \"{delivery}\"\n[pipeline.config]"),
+    );
     std::fs::write(&config, text).unwrap();
     kafka.produce(&t.input, &(0..3000).map(order).collect::<Vec<_>>());
     let weir = WeirProcess::start(&config);
@@ -624,9 +637,15 @@ fn broker_restart_mid_run(signal: &str, delivery: &str) {
     };
     weir.signal("TERM");
     let log = weir.log.clone();
-    assert!(weir.wait(LONG).success(), "{}", std::fs::read_to_string(log).unwrap_or_default());
+    assert!(
+        weir.wait(LONG).success(),
+        "{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
     let duplicates = check_ids(&out, 4000, exactly_once);
-    eprintln!("broker SIG{signal} and restart, {delivery}: 4000 inputs, 0 lost, {duplicates} duplicates");
+    eprintln!(
+        "broker SIG{signal} and restart, {delivery}: 4000 inputs, 0 lost, {duplicates} duplicates"
+    );
 }
 
 #[test]

@@ -10,8 +10,8 @@ use weir::config::{Kafka, Limits};
 use weir::plugin::{LogTags, Runtime};
 use weir::proxy::{ProducerProxy, base_config};
 
-use crate::fixtures;
 use crate::broker::Broker;
+use crate::fixtures;
 use crate::support::unique;
 
 const SCHEMA: &str = r#"{"type":"object","properties":{"id":{"type":"integer"},"text":{"type":"string"}},"required":["id","text"]}"#;

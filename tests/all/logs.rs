@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::broker::Broker;
 use crate::fixtures;
 use crate::kafka::Topics;
-use crate::broker::Broker;
 use crate::support::{TempDir, WEIR, unique};
 
 const LONG: Duration = Duration::from_secs(120);

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::broker::{Broker, Kafka};
 use crate::fixtures;
 use crate::kafka::Topics;
-use crate::broker::{Broker, Kafka};
 use crate::support::{TempDir, WeirProcess};
 
 const SCHEMA: &str =

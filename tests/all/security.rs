@@ -309,7 +309,10 @@ fn refused_with(listener: &str, security: &str, password: &str, create: bool) ->
     } else {
         "topics not checked: Kafka did not answer"
     };
-    assert!(stderr.contains(cannot), "weir says what it could not do:\n{stderr}");
+    assert!(
+        stderr.contains(cannot),
+        "weir says what it could not do:\n{stderr}"
+    );
     assert!(
         !stderr.contains("rebalance: assigned"),
         "the consumer never joined its group:\n{stderr}"
@@ -421,7 +424,8 @@ fn a_wrong_password_while_weir_waits_to_create_topics_logs_kafkas_reason() {
         .collect::<Vec<_>>()
         .join("\n");
     assert!(
-        waiting.contains("SASL authentication error") && waiting.contains("kafka.security.password"),
+        waiting.contains("SASL authentication error")
+            && waiting.contains("kafka.security.password"),
         "the topic set-up names Kafka's reason and the key:\n{log}"
     );
 }

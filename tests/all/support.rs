@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub use crate::broker::{cache_dir, repo, unique};
 use crate::broker::Kafka;
+pub use crate::broker::{cache_dir, repo, unique};
 
 pub const WEIR: &str = env!("CARGO_BIN_EXE_weir-host");
 

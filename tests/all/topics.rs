@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::broker::Broker;
 use crate::fixtures;
 use crate::kafka::Topics;
-use crate::broker::Broker;
 use crate::support::{TempDir, WeirProcess};
 
 const LONG: Duration = Duration::from_secs(120);
