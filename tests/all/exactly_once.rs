@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use weir::config::Config;
 use weir::plugin::{LogTags, Runtime};
 
-use crate::broker::Kafka;
+use crate::broker::{Kafka, Options};
 use crate::fixtures;
 use crate::kafka::Topics;
 use crate::scaling::Producer;
@@ -476,4 +476,36 @@ fn exactly_once_redoes_an_aborted_transaction_once() {
         "exactly-once abort: {total} inputs; {aborts} transactions aborted while the broker \
          refused the record; then {out} outputs, {dead} dead letters: 0 lost, 0 duplicates"
     );
+}
+
+/// A broker that cannot run transactions (its transaction log needs three
+/// replicas, and it is one broker): weir stops with an error that says what
+/// exactly-once needs, instead of hanging.
+#[test]
+fn exactly_once_on_a_broker_that_cannot_run_transactions_fails_with_a_clear_error() {
+    let kafka = Kafka::start_with(&Options {
+        properties: vec![(
+            "transaction.state.log.replication.factor".into(),
+            "3".into(),
+        )],
+        ..Options::default()
+    });
+    let t = Topics::new(0);
+    t.create(&kafka, 1);
+    let dir = TempDir::new();
+    let config = write_config(&dir, &kafka.bootstrap, &t, "");
+    kafka.produce(&t.input, &[json!({"value": order(0)})]);
+    let started = std::time::Instant::now();
+    let (status, log) = exit_of(WeirProcess::start(&config));
+    assert!(!status.success(), "weir must not run on: {log}");
+    let reason = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("exactly-once"))
+        .unwrap_or_else(|| panic!("no line names exactly-once: {log}"));
+    assert!(
+        reason.contains("needs Kafka transactions") && reason.contains(&kafka.bootstrap),
+        "the error names what is missing and where: {reason}"
+    );
+    eprintln!("refused after {:?}: {reason}", started.elapsed());
 }
