@@ -214,6 +214,16 @@ pub fn bitnami_key(var: &str) -> Option<String> {
     )
 }
 
+/// The address of the EXTERNAL listener in `advertised`: the compose file's
+/// door for clients on the host (9094), which the tests use too.
+fn host_address(advertised: &str) -> Option<&str> {
+    advertised
+        .split(',')
+        .find_map(|l| l.strip_prefix("EXTERNAL://"))
+}
+
+const NO_EXTERNAL: &str = "docker-compose.yml advertises no EXTERNAL listener for the host";
+
 /// Variables of the image that are not settings, and what they mean here.
 const NOT_SETTINGS: &[&str] = &[
     // Read by no 3.x/4.x libkafka.sh (a warning about plaintext only).
@@ -426,13 +436,9 @@ impl Kafka {
             let docker_port = env
                 .iter()
                 .find(|(k, _)| k == "KAFKA_CFG_ADVERTISED_LISTENERS")
-                .and_then(|(_, v)| {
-                    v.split(',')
-                        .find(|l| l.starts_with("EXTERNAL://"))
-                        .map(String::from)
-                })
-                .and_then(|l| l.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()))
-                .ok_or("docker-compose.yml advertises no EXTERNAL listener for the host")?;
+                .and_then(|(_, v)| host_address(v))
+                .and_then(|a| a.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()))
+                .ok_or(NO_EXTERNAL)?;
             ports.insert(docker_port, port);
         }
         let mapped = settings_from_environment(&env, &dir.join("data"), &mut ports)?;
@@ -481,17 +487,12 @@ impl Kafka {
         let config = dir.join("server.properties");
         std::fs::write(&config, text).unwrap();
 
-        // The compose file's EXTERNAL listener (9094) is the host's door.
-        let external = mapped
+        let bootstrap = mapped
             .iter()
             .find(|(_, k, _)| k == "advertised.listeners")
-            .and_then(|(_, _, v)| {
-                v.split(',')
-                    .find(|l| l.starts_with("EXTERNAL://"))
-                    .map(String::from)
-            })
-            .ok_or("docker-compose.yml advertises no EXTERNAL listener for the host")?;
-        let bootstrap = external.trim_start_matches("EXTERNAL://").to_string();
+            .and_then(|(_, _, v)| host_address(v))
+            .ok_or(NO_EXTERNAL)?
+            .to_string();
 
         let mut format = java(
             "kafka.tools.StorageTool",
@@ -647,13 +648,8 @@ impl Kafka {
         }
     }
 
-    /// Starts the stopped broker again on the same ports and log folders.
-    pub fn restart(&self) {
-        self.stop();
-        self.spawn().unwrap_or_else(|e| panic!("{e}"));
-    }
-
-    /// Starts a broker that was stopped or killed.
+    /// Starts a broker that was stopped or killed, on the same ports and
+    /// log folders.
     pub fn resume(&self) {
         self.spawn().unwrap_or_else(|e| panic!("{e}"));
     }

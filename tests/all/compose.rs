@@ -259,8 +259,15 @@ fn the_compose_files_kafka_variables_configure_a_real_broker() {
             .len(),
         1
     );
+    let pid = kafka.pid().expect("the broker runs");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let peak = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .map(|l| l.trim_start_matches("VmHWM:").trim().to_string())
+        .unwrap_or_default();
     eprintln!(
-        "Apache Kafka from docker-compose.yml's variables: ready after {:?}",
+        "Apache Kafka from docker-compose.yml's variables: ready after {:?}, peak memory {peak}",
         kafka.start_up()
     );
 }
