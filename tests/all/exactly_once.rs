@@ -386,15 +386,7 @@ fn exactly_once_with_a_process_killed_during_a_rebalance_repeats_nothing() {
     let _ = kafka.consume_committed(&[&t.output], 50, LONG, Duration::from_millis(1));
     let second = WeirProcess::start(&config);
     // The join starts a rebalance: kill the first while it goes on.
-    let deadline = std::time::Instant::now() + LONG;
-    while !second.log_text().contains("exactly-once pipeline started") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{}",
-            second.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    second.wait_for_log("exactly-once pipeline started", LONG);
     std::thread::sleep(Duration::from_millis(300));
     first.signal("KILL");
     let (_, first_log) = exit_of(first);
@@ -456,15 +448,7 @@ fn exactly_once_redoes_an_aborted_transaction_once() {
         .collect();
     kafka.produce(&t.input, &lines);
     let weir = WeirProcess::start(&config);
-    let deadline = std::time::Instant::now() + LONG;
-    while !weir.log_text().contains("transaction aborted") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no abort: {}",
-            weir.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    weir.wait_for_log("transaction aborted", LONG);
     alter_topic(&kafka, &t.output, &["--delete-config", "max.message.bytes"]);
     let (total, out, dead) = exactly_once_results(&kafka, &t, N);
     weir.signal("TERM");

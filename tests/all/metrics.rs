@@ -114,11 +114,7 @@ fn metrics_count_what_was_sent_and_health_turns_ready_once_assigned() {
 
     // Once weir has given up checking topics on the absent broker; else it
     // could see the broker before the topics and stop, rightly.
-    let deadline = Instant::now() + LONG;
-    while !weir.log_text().contains("pipeline started") {
-        assert!(Instant::now() < deadline, "{}", weir.log_text());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    weir.wait_for_log("pipeline started", LONG);
     let (status, _, _) = get(http_port, "/health").unwrap();
     assert_eq!(status, 503, "running but not assigned: not ready");
     let kafka = Kafka::start_on(broker_port);

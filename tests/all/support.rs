@@ -246,6 +246,19 @@ impl WeirProcess {
         }
     }
 
+    /// Waits until the log contains `text`; panics (with the log) after `limit`.
+    pub fn wait_for_log(&self, text: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !self.log_text().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "no {text:?} in weir's log within {limit:?}:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

@@ -72,11 +72,7 @@ fn topics_are_created_with_their_partitions_and_an_existing_one_is_kept() {
         .collect();
     // Produced once weir has made the input: the client's produce does not
     // create topics.
-    let deadline = std::time::Instant::now() + LONG;
-    while !weir.log_text().contains("pipeline started") {
-        assert!(std::time::Instant::now() < deadline, "{}", weir.log_text());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    weir.wait_for_log("pipeline started", LONG);
     kafka.produce(&t.input, &lines);
     let out = kafka.consume(&[&t.output], 20, LONG, None);
     assert_eq!(out.len(), 20);
