@@ -6,7 +6,7 @@
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! use weir::client::{Container, OutMessage};
-//! use weir::embedded::EmbeddedBroker;
+//! use weir::kafka::embedded::EmbeddedBroker;
 //!
 //! let broker = EmbeddedBroker::start(&["greetings"], 1).unwrap();
 //! let container = Container::new(weir::config::Kafka {
@@ -32,11 +32,11 @@ use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::cli::jsonl;
 use crate::config::Kafka;
-use crate::jsonl;
-use crate::pipeline::to_message;
+use crate::delivery::at_least_once::to_message;
+use crate::kafka::proxy::{ConsumerProxy, ProducerProxy, base_config, future_record};
 use crate::plugin::{Instance, Message, Outcome, World};
-use crate::proxy::{ConsumerProxy, ProducerProxy, base_config, future_record};
 
 /// How long a send may wait for its acknowledgement.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);

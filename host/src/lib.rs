@@ -1,27 +1,22 @@
 //! weir: runs Kafka pipelines through sandboxed WebAssembly plugins.
 //!
-//! [`config`] reads the file, [`plugin`] loads and calls components,
-//! [`proxy`] holds lazy Kafka connections, [`pipeline`] runs them,
-//! [`supervisor`] keeps the running pipelines in line with the config,
-//! [`reload`] swaps in changed plugins, [`client`] is the library API,
-//! [`cli`] is the `weir` command, [`testrun`] its offline test runner,
-//! [`scaffold`] writes new plugin projects, [`metrics`] counts what the
-//! pipelines do and [`admin`] serves it with `/health`.
+//! A folder per concern, each opening with what it owns:
+//! - [`config`] reads and checks the file;
+//! - [`plugin`] loads components and calls them within hard limits;
+//! - [`kafka`] holds the lazy Kafka clients and topic set-up;
+//! - [`delivery`] moves each message from the input through the plugin to
+//!   the output or the dead-letter topic, at least once or exactly once;
+//! - [`supervisor`] keeps the running pipelines in line with the config and
+//!   swaps in changed plugins;
+//! - [`ops`] counts what the pipelines do and serves it with `/health`;
+//! - [`cli`] is the `weir` command, its offline test runner and scaffolding;
+//! - [`client`] is the library API, the Python origin's producer and consumer.
 
-pub mod admin;
 pub mod cli;
 pub mod client;
 pub mod config;
-pub mod embedded;
-pub mod jsonl;
-pub mod metrics;
-pub mod pipeline;
+pub mod delivery;
+pub mod kafka;
+pub mod ops;
 pub mod plugin;
-pub mod producers;
-pub mod proxy;
-pub mod reload;
-pub mod scaffold;
 pub mod supervisor;
-pub mod testrun;
-pub mod topics;
-pub mod transactional;

@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use proptest::prelude::*;
+use weir::cli::jsonl;
 use weir::config::Config;
-use weir::jsonl;
 
 fn env(name: &str) -> Option<String> {
     (name == "SET").then(|| "x".to_string())

@@ -237,7 +237,7 @@ fn conformance_suite_covers_its_cases() {
 /// every language's components carry a producers section naming it.
 #[test]
 fn every_language_s_components_name_their_toolchain() {
-    use weir::producers::Producers;
+    use weir::plugin::producers::Producers;
     let expected: [(&str, &str, &str); 4] = [
         ("rust", "Rust", "rustc "),
         ("python", "Python", "componentize-py "),

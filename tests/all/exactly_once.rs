@@ -202,7 +202,7 @@ async fn exactly_once_on_the_mock_cluster_survives_an_aborted_transaction() {
     let stop_at = [(0, last), (1, last)].into_iter().collect();
     let stats = tokio::time::timeout(
         LONG,
-        weir::pipeline::run(
+        weir::delivery::at_least_once::run(
             spec.clone(),
             config.kafka.clone(),
             bootstrap.clone(),

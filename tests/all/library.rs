@@ -7,8 +7,8 @@ use rdkafka::producer::Producer as _;
 use serde_json::json;
 use weir::client::{Container, OutMessage, ProduceError};
 use weir::config::{Kafka, Limits};
+use weir::kafka::proxy::{ProducerProxy, base_config};
 use weir::plugin::{LogTags, Runtime};
-use weir::proxy::{ProducerProxy, base_config};
 
 use crate::broker::Broker;
 use crate::fixtures;

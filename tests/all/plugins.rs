@@ -5,8 +5,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use weir::cli::jsonl;
 use weir::config::Limits;
-use weir::jsonl;
 use weir::plugin::{AbortKind, Instance, LoadError, LogTags, Outcome, Plugin, Runtime, World};
 
 use crate::fixtures;

@@ -75,7 +75,7 @@ fn new_builds_and_passes(language: &str, world: &str) {
         "js" => "JavaScript",
         _ => "C",
     };
-    let producers = weir::producers::Producers::read(&std::fs::read(&wasm).unwrap());
+    let producers = weir::plugin::producers::Producers::read(&std::fs::read(&wasm).unwrap());
     assert!(
         producers
             .get("language")

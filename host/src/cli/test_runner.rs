@@ -29,8 +29,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use clap::{Parser, ValueEnum};
 use serde_json::{Value, json};
 
+use crate::cli::jsonl;
 use crate::config::Limits;
-use crate::jsonl;
 use crate::plugin::{GuestLine, LogTags, Outcome, Runtime};
 
 /// Runs a plugin offline over JSON-lines messages and prints one result per

@@ -7,7 +7,7 @@
 //! scraper or a probe needs beyond that. Invariants: a request is read
 //! within [`READ_TIMEOUT`] and [`MAX_REQUEST`] bytes or the connection is
 //! dropped; a slow or hostile client holds only its own task; the server
-//! never touches a pipeline, it only reads [`crate::metrics`].
+//! never touches a pipeline, it only reads [`crate::ops::metrics`].
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -16,7 +16,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::metrics;
+use crate::ops::metrics;
 
 /// How long a client may take to send its request head.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);

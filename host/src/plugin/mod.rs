@@ -12,6 +12,8 @@
 //! environment, no arguments, no sockets, an empty stdin. Their stdout,
 //! stderr and `log` calls become host log lines tagged with pipeline and plugin.
 
+pub mod producers;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -24,7 +26,7 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::config::Limits;
-use crate::producers::Producers;
+use crate::plugin::producers::Producers;
 
 mod bindings {
     wasmtime::component::bindgen!({

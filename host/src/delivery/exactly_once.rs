@@ -32,12 +32,14 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::{Kafka, Pipeline};
-use crate::pipeline::{
+use crate::delivery::at_least_once::{
     CONSUME_BACKOFF, CONSUME_WARNING_EVERY, Handled, Policy, Record, Stats, StopAt, enqueue,
     sleep_or_shutdown, to_message,
 };
+use crate::kafka::proxy::{
+    ConsumerProxy, ProducerProxy, WeirConsumer, WeirProducer, finish_revoke,
+};
 use crate::plugin::Instance;
-use crate::proxy::{ConsumerProxy, ProducerProxy, WeirConsumer, WeirProducer, finish_revoke};
 
 /// How long one blocking transaction call may take.
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -127,7 +129,7 @@ pub async fn run(
     mut swaps: Option<UnboundedReceiver<Instance>>,
 ) -> anyhow::Result<Stats> {
     let name = spec.name.clone();
-    let base = crate::proxy::base_config(&kafka, &bootstrap);
+    let base = crate::kafka::proxy::base_config(&kafka, &bootstrap);
     let mut consumer_config = base.clone();
     // Progress is committed only through transactions.
     consumer_config.set("enable.auto.commit", "false");

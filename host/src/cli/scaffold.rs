@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use clap::{Parser, ValueEnum};
 
 /// The contract every generated project is built against.
-const PLUGIN_WIT: &str = include_str!("../../wit/plugin.wit");
+const PLUGIN_WIT: &str = include_str!("../../../wit/plugin.wit");
 
 /// One embedded template file.
 pub struct TemplateFile {

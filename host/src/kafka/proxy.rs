@@ -109,7 +109,7 @@ impl ClientContext for LoggingContext {
     /// Consumers report every `statistics.interval.ms` while metrics are
     /// served: consumer lag and group state for `/metrics` and `/health`.
     fn stats(&self, statistics: rdkafka::Statistics) {
-        crate::metrics::registry().statistics(&self.owner, &statistics);
+        crate::ops::metrics::registry().statistics(&self.owner, &statistics);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -322,11 +322,11 @@ impl ConsumerProxy {
         set_default(&mut config, "auto.offset.reset", "earliest");
         // Stored offsets reach the broker within a second: fewer repeats after a crash.
         set_default(&mut config, "auto.commit.interval.ms", "1000");
-        if crate::metrics::registry().is_serving() {
+        if crate::ops::metrics::registry().is_serving() {
             set_default(
                 &mut config,
                 "statistics.interval.ms",
-                crate::metrics::STATISTICS_INTERVAL_MS,
+                crate::ops::metrics::STATISTICS_INTERVAL_MS,
             );
         }
         ConsumerProxy {

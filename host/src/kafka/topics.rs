@@ -22,7 +22,7 @@ use rdkafka::producer::{BaseProducer, Producer as _};
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::config::{Kafka, Pipeline};
-use crate::proxy::{LoggingContext, base_config};
+use crate::kafka::proxy::{LoggingContext, base_config};
 
 /// How long one metadata request may take.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);

@@ -11,7 +11,7 @@
 //! synchronously on shutdown.
 //!
 //! Commit on revoke: when a rebalance takes partitions away, the consumer's
-//! [`RevokeHandoff`](crate::proxy::RevokeHandoff) parks the revocation; the loop then consumes nothing
+//! [`RevokeHandoff`](crate::kafka::proxy::RevokeHandoff) parks the revocation; the loop then consumes nothing
 //! more, settles the whole window (storing each offset in order), commits
 //! synchronously and only then unassigns, so the partitions' next owner
 //! starts exactly after the last message this one finished.
@@ -32,11 +32,11 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::watch;
 
 use crate::config::{self, Breaker, BreakerAction, FailureAction, Kafka, OnFailure, Pipeline};
-use crate::plugin::{Abort, Header, Instance, Message, Outcome};
-use crate::proxy::{
+use crate::kafka::proxy::{
     ConsumerProxy, ProducerProxy, WeirConsumer, WeirProducer, base_config, finish_revoke,
     future_record,
 };
+use crate::plugin::{Abort, Header, Instance, Message, Outcome};
 
 /// The wait after a failed consume (an unreachable broker), and how often
 /// a lasting failure is logged.
@@ -198,7 +198,7 @@ pub async fn run(
     mut swaps: Option<UnboundedReceiver<Instance>>,
 ) -> anyhow::Result<Stats> {
     if spec.delivery == config::Delivery::ExactlyOnce {
-        return crate::transactional::run(
+        return crate::delivery::exactly_once::run(
             spec, kafka, bootstrap, instance, shutdown, stop_at, swaps,
         )
         .await;
@@ -428,7 +428,7 @@ pub(crate) struct Policy {
     /// Consecutive pauses, to double the next one.
     trips: u32,
     /// This run's counters for `/metrics`.
-    pub(crate) metrics: crate::metrics::PipelineHandle,
+    pub(crate) metrics: crate::ops::metrics::PipelineHandle,
 }
 
 impl Policy {
@@ -438,7 +438,7 @@ impl Policy {
             breaker: spec.breaker.clone(),
             recent: VecDeque::with_capacity(spec.breaker.window),
             trips: 0,
-            metrics: crate::metrics::registry().start(spec),
+            metrics: crate::ops::metrics::registry().start(spec),
         }
     }
 

@@ -1,5 +1,9 @@
-//! The `weir` command: `run`, `check`, `test` (in [`crate::testrun`]) and
-//! `new` (in [`crate::scaffold`]).
+//! The `weir` command: `run`, `check`, `test` (in [`crate::cli::test_runner`]) and
+//! `new` (in [`crate::cli::scaffold`]).
+
+pub mod jsonl;
+pub mod scaffold;
+pub mod test_runner;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -12,9 +16,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::client::{header_text, read_all, seed};
 use crate::config::Config;
-use crate::embedded::EmbeddedBroker;
-use crate::jsonl;
-use crate::pipeline::StopAt;
+use crate::delivery::at_least_once::StopAt;
+use crate::kafka::embedded::EmbeddedBroker;
 use crate::plugin::{LogTags, Plugin, Runtime};
 use crate::supervisor::Supervisor;
 
@@ -39,8 +42,8 @@ enum LogFormat {
 enum Command {
     Run(Run),
     Check(Check),
-    Test(crate::testrun::Test),
-    New(crate::scaffold::New),
+    Test(crate::cli::test_runner::Test),
+    New(crate::cli::scaffold::New),
 }
 
 /// Runs every pipeline of the config until SIGINT or SIGTERM.
@@ -180,11 +183,11 @@ impl Run {
 
         // Served before anything waits on Kafka, so /health says what it waits for.
         if let Some(http) = &config.http {
-            crate::admin::serve(http.listen, &config.path.display().to_string()).await?;
+            crate::ops::admin::serve(http.listen, &config.path.display().to_string()).await?;
         }
-        crate::metrics::registry().expect(config.pipelines.iter().map(|p| p.name.as_str()));
+        crate::ops::metrics::registry().expect(config.pipelines.iter().map(|p| p.name.as_str()));
         if embedded.is_none() {
-            crate::topics::ensure(
+            crate::kafka::topics::ensure(
                 &config.path,
                 &config.kafka,
                 &bootstrap,

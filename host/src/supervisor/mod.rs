@@ -10,6 +10,8 @@
 //! old one has committed and left its group, so a restart neither loses nor
 //! repeats a message. Changes to `[kafka]` are not applied while running.
 
+pub mod reload;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,9 +24,8 @@ use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
 use crate::config::{Config, Kafka, Pipeline};
-use crate::pipeline::{Stats, StopAt, run};
+use crate::delivery::at_least_once::{Stats, StopAt, run};
 use crate::plugin::{Instance, LogTags, Plugin, Runtime};
-use crate::reload;
 
 struct Running {
     spec: Pipeline,
@@ -295,7 +296,7 @@ impl Supervisor {
 
 /// A config edit applied or refused, for `/metrics`.
 fn count_reload(applied: bool) {
-    let registry = crate::metrics::registry();
+    let registry = crate::ops::metrics::registry();
     let counter = if applied {
         &registry.config_reloads
     } else {
