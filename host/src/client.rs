@@ -34,8 +34,9 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::cli::jsonl;
 use crate::config::Kafka;
-use crate::delivery::at_least_once::to_message;
-use crate::kafka::proxy::{ConsumerProxy, ProducerProxy, base_config, future_record};
+use crate::delivery::records::to_message;
+use crate::kafka::proxy::{ConsumerProxy, ProducerProxy, base_config};
+use crate::kafka::record::future_record;
 use crate::plugin::{Instance, Message, Outcome, World};
 
 /// How long a send may wait for its acknowledgement.

@@ -1,11 +1,14 @@
 //! Whatever a user writes, the config parser and the JSON-lines reader
 //! answer with a value or an error, never a panic; records round-trip.
+//! Whatever a broker holds, a consumed record becomes the plugin's message
+//! or a dead letter, its bytes kept exactly.
 
 use std::path::Path;
 
 use proptest::prelude::*;
 use weir::cli::jsonl;
 use weir::config::Config;
+use weir::delivery::records::{HEADER_NOT_UTF8, Input, dead_letter_unfit};
 
 fn env(name: &str) -> Option<String> {
     (name == "SET").then(|| "x".to_string())
@@ -76,4 +79,58 @@ proptest! {
         prop_assert_eq!(record.value, value);
         prop_assert_eq!(record.headers, headers);
     }
+
+    #[test]
+    fn a_consumed_record_becomes_a_message_or_a_dead_letter_byte_for_byte(
+        key in prop::option::of(prop::collection::vec(any::<u8>(), 0..32)),
+        value in prop::option::of(prop::collection::vec(any::<u8>(), 0..64)),
+        headers in prop::collection::vec((
+            prop_oneof![prop::collection::vec(any::<u8>(), 0..12), "[a-z.]{0,8}".prop_map(String::into_bytes)],
+            prop::option::of(prop::collection::vec(any::<u8>(), 0..8)),
+        ), 0..40),
+        timestamp in prop::option::of(any::<i64>()),
+    ) {
+        let input = Input {
+            topic: "in".into(),
+            partition: 3,
+            offset: 9,
+            timestamp,
+            key: key.clone(),
+            value: value.clone(),
+            headers: headers.clone(),
+        };
+        let all_utf8 = headers.iter().all(|(k, _)| std::str::from_utf8(k).is_ok());
+        match input.clone().into_message() {
+            Ok(m) => {
+                prop_assert!(all_utf8);
+                prop_assert_eq!(m.key, key);
+                prop_assert_eq!(m.value, value);
+                prop_assert_eq!(m.timestamp, timestamp);
+                let back: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+                    m.headers.into_iter().map(|h| (h.key.into_bytes(), h.value)).collect();
+                prop_assert_eq!(back, headers);
+            }
+            Err(unfit) => {
+                prop_assert!(!all_utf8);
+                prop_assert_eq!(unfit.kind, HEADER_NOT_UTF8);
+                prop_assert_eq!(&unfit.input, &input);
+                let spec = pipeline();
+                let dead = dead_letter_unfit(&spec, "p", unfit);
+                prop_assert_eq!(dead.topic, spec.dead_letter);
+                prop_assert_eq!(dead.key, key);
+                prop_assert_eq!(dead.value, value);
+                prop_assert_eq!(&dead.headers[..headers.len()], &headers[..]);
+                let kind = dead.headers[headers.len()].clone();
+                prop_assert_eq!(kind, (b"weir.error.kind".to_vec(), Some(HEADER_NOT_UTF8.as_bytes().to_vec())));
+            }
+        }
+    }
+}
+
+/// A pipeline from the smallest config there is.
+fn pipeline() -> weir::config::Pipeline {
+    let text = "[kafka]\nbrokers = \"b:9092\"\n[[pipeline]]\nname = \"p\"\ninput = \"in\"\noutput = \"out\"\ndead_letter = \"dlq\"\nplugin = \"p.wasm\"\n";
+    let config =
+        Config::parse(Path::new("weir.toml"), text, &env).expect("the smallest config parses");
+    config.pipelines.into_iter().next().expect("one pipeline")
 }

@@ -202,7 +202,7 @@ async fn exactly_once_on_the_mock_cluster_survives_an_aborted_transaction() {
     let stop_at = [(0, last), (1, last)].into_iter().collect();
     let stats = tokio::time::timeout(
         LONG,
-        weir::delivery::at_least_once::run(
+        weir::delivery::run(
             spec.clone(),
             config.kafka.clone(),
             bootstrap.clone(),
@@ -429,36 +429,79 @@ fn alter_topic(kafka: &Kafka, topic: &str, change: &[&str]) {
         .unwrap_or_else(|e| panic!("{e}"));
 }
 
-/// A record the broker refuses (its batch is larger than the output topic's
-/// `max.message.bytes`) aborts its transaction; the batch is consumed again
-/// and, once the topic takes it, committed once.
+/// A record the broker refuses for good (2 MiB: the input and dead-letter
+/// topics take it, the output topic, at Kafka's default 1 MiB limit, does
+/// not) aborts its transaction; the batch is consumed again, and that
+/// record, done again, becomes a `too-large` dead letter, once, instead of
+/// being retried forever.
 #[test]
-fn exactly_once_redoes_an_aborted_transaction_once() {
+fn exactly_once_dead_letters_a_record_the_broker_refuses_for_good_once() {
     const N: usize = 200;
+    // A valid order, but too large for the output; its id ends in 9, where
+    // the checks below expect a dead letter.
+    const BIG: usize = 109;
     let (kafka, t, _dir, config) = eos_setup(1, "500ms");
-    // Batches of small records fit; one with the 64 KiB record does not.
-    alter_topic(
-        &kafka,
-        &t.output,
-        &["--add-config", "max.message.bytes=32768"],
-    );
-    let big = |i: usize| json!({"id": i, "text": "x".repeat(64 * 1024)});
+    for topic in [&t.input, &t.dead] {
+        alter_topic(
+            &kafka,
+            topic,
+            &["--add-config", "max.message.bytes=4194304"],
+        );
+    }
+    let big = |i: usize| json!({"id": i, "text": "x".repeat(2 << 20)});
     let lines: Vec<Value> = (0..N)
-        .map(|i| json!({"value": if i == N / 2 { big(i) } else { order(i) }}))
+        .map(|i| json!({"value": if i == BIG { big(i) } else { order(i) }}))
         .collect();
     kafka.produce(&t.input, &lines);
     let weir = WeirProcess::start(&config);
-    weir.wait_for_log("transaction aborted", LONG);
-    alter_topic(&kafka, &t.output, &["--delete-config", "max.message.bytes"]);
-    let (total, out, dead) = exactly_once_results(&kafka, &t, N);
+    let inputs = inputs_of(&kafka, &t.input, N);
+    let invalid = inputs.keys().filter(|id| *id % 10 == 9).count() - 1;
+    let out = kafka.consume_committed(&[&t.output], N - invalid - 1, LONG, Duration::from_secs(3));
+    let dead = kafka.consume_committed(&[&t.dead], invalid + 1, LONG, Duration::from_secs(3));
     weir.signal("TERM");
     let (status, log) = exit_of(weir);
     assert!(status.success(), "{log}");
+    let kinds: Vec<(&str, &str)> = dead
+        .iter()
+        .map(|r| {
+            let kind = header(r, "weir.error.kind")
+                .and_then(Value::as_str)
+                .unwrap_or("?");
+            (
+                kind,
+                header(r, "weir.source.offset")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?"),
+            )
+        })
+        .collect();
+    let too_large: Vec<_> = kinds.iter().filter(|(k, _)| *k == "too-large").collect();
+    let big_offset = BIG.to_string();
+    assert_eq!(
+        too_large,
+        vec![&("too-large", big_offset.as_str())],
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|(k, _)| *k == "invalid").count(),
+        invalid,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        every_input_at_least_once(&out, &dead, &inputs),
+        0,
+        "nothing repeated"
+    );
+    assert!(
+        log.contains("the producer refused a record for good"),
+        "{log}"
+    );
     let aborts = log.matches("transaction aborted").count();
     assert!(aborts >= 1, "{log}");
     eprintln!(
-        "exactly-once abort: {total} inputs; {aborts} transactions aborted while the broker \
-         refused the record; then {out} outputs, {dead} dead letters: 0 lost, 0 duplicates"
+        "exactly-once refusal: {N} inputs; {aborts} transactions aborted; then {} outputs, {} dead letters (1 too-large): 0 lost, 0 duplicates",
+        out.len(),
+        dead.len()
     );
 }
 

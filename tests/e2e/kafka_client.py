@@ -178,6 +178,8 @@ async def produce(args: argparse.Namespace) -> None:
     records = read_produce_input()
     producer = AIOKafkaProducer(
         bootstrap_servers=args.bootstrap,
+        # Records past Kafka's default 1 MiB limit, for topics that allow them.
+        max_request_size=16 << 20,
         acks="all",
         enable_idempotence=False,
         request_timeout_ms=int(args.timeout * 1000),
@@ -235,6 +237,7 @@ async def consume(args: argparse.Namespace) -> None:
     deadline = started + args.timeout
     consumer = AIOKafkaConsumer(
         bootstrap_servers=args.bootstrap,
+        max_partition_fetch_bytes=16 << 20,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

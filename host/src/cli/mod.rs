@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::client::{header_text, read_all, seed};
 use crate::config::Config;
-use crate::delivery::at_least_once::StopAt;
+use crate::delivery::StopAt;
 use crate::kafka::embedded::EmbeddedBroker;
 use crate::plugin::{LogTags, Plugin, Runtime};
 use crate::supervisor::Supervisor;

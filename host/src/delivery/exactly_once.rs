@@ -21,24 +21,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use rdkafka::ClientConfig;
 use rdkafka::consumer::Consumer as _;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryFuture, Producer as _};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{ClientConfig, Message as _};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::{Kafka, Pipeline};
-use crate::delivery::at_least_once::{
-    CONSUME_BACKOFF, CONSUME_WARNING_EVERY, Handled, Policy, Record, Stats, StopAt, enqueue,
-    sleep_or_shutdown, to_message,
+use crate::delivery::intake::{CONSUME_BACKOFF, Drain, Intake, StopAt, sleep_or_shutdown};
+use crate::delivery::step::{
+    self, Handled, Refused, Remembered, Step, Stepper, Waited, Waiter, refused, remember,
 };
+use crate::delivery::window::{Seq, Window};
 use crate::kafka::proxy::{
     ConsumerProxy, ProducerProxy, WeirConsumer, WeirProducer, finish_revoke,
 };
+use crate::kafka::record::permanent_refusal;
+use crate::ops::metrics::{PipelineHandle, Stats};
 use crate::plugin::Instance;
 
 /// How long one blocking transaction call may take.
@@ -58,16 +61,14 @@ pub enum TxnError {
     Fatal(String),
 }
 
-/// The open transaction.
+/// The open transaction: its messages in a [`Window`], and their records'
+/// delivery reports.
 struct Batch {
     opened: Instant,
-    messages: usize,
-    /// Per input partition: the first offset of the batch and the next to consume.
-    first: BTreeMap<i32, i64>,
-    next: BTreeMap<i32, i64>,
-    deliveries: Vec<DeliveryFuture>,
-    /// Why the producer refused to take one of the batch's records.
-    refused: Option<String>,
+    window: Window<Handled>,
+    deliveries: Vec<(Seq, usize, DeliveryFuture)>,
+    /// A record the producer would not take: the transaction must abort.
+    refused: Option<(Seq, usize, KafkaError)>,
 }
 
 /// The `transactional.id` when the config gives none, with the lock that
@@ -117,16 +118,42 @@ pub fn default_transactional_id(spec: &Pipeline) -> (String, Option<std::fs::Fil
     (base, None)
 }
 
+/// What woke a loop's `select!`; acted on once its futures are dropped.
+enum Wake<'c> {
+    Parked,
+    Shutdown(bool),
+    Deadline,
+    Received(rdkafka::error::KafkaResult<rdkafka::message::BorrowedMessage<'c>>),
+}
+
+struct Loop<'a> {
+    spec: &'a Pipeline,
+    metrics: &'a PipelineHandle,
+    intake: Intake,
+    consumer: Arc<WeirConsumer>,
+    producer: WeirProducer,
+    batch: Option<Batch>,
+    shutdown: watch::Receiver<bool>,
+    stopping: bool,
+    drain: Drain,
+    /// Messages refused for good in an aborted transaction, by place.
+    remembered: HashMap<(i32, i64), Remembered>,
+    /// Why the pipeline stops by itself (the policy, a refusal).
+    failure: Option<String>,
+    /// A fatal transaction error: stop at once.
+    fatal: Option<TxnError>,
+}
+
 /// Runs one exactly-once pipeline until `shutdown` turns true (or `stop_at`
 /// is reached), then commits the open transaction and disconnects.
 pub async fn run(
     spec: Pipeline,
     kafka: Kafka,
     bootstrap: String,
-    mut instance: Instance,
-    mut shutdown: watch::Receiver<bool>,
+    instance: Instance,
+    shutdown: watch::Receiver<bool>,
     stop_at: Option<StopAt>,
-    mut swaps: Option<UnboundedReceiver<Instance>>,
+    swaps: Option<UnboundedReceiver<Instance>>,
 ) -> anyhow::Result<Stats> {
     let name = spec.name.clone();
     let base = crate::kafka::proxy::base_config(&kafka, &bootstrap);
@@ -167,244 +194,384 @@ pub async fn run(
         plugin = %instance.plugin().name,
         "exactly-once pipeline started"
     );
-
-    let mut stats = Stats::default();
-    let mut policy = Policy::new(&spec);
-    let mut policy_stop = None;
-    let drain = stop_at.is_some();
-    let mut remaining = stop_at.unwrap_or_default();
-    let mut stopping = *shutdown.borrow();
-    let mut batch: Option<Batch> = None;
-    let mut consume_errors: u32 = 0;
-    let mut last_consume_warning = std::time::Instant::now();
-    let mut per_partition: BTreeMap<i32, u64> = BTreeMap::new();
-    let handoff = Arc::clone(rdkafka::consumer::Consumer::context(consumer.as_ref()).handoff());
-    handoff.defer(true);
-
-    let result: Result<(), TxnError> = loop {
-        if let Some(revoked) = handoff.take() {
-            if let Some(open) = batch.take()
-                && let Err(e) = finish(open, &producer, &consumer, &spec, &mut stats).await
-            {
-                if matches!(e, TxnError::Fatal(_)) {
-                    break Err(e);
-                }
-                tracing::warn!(pipeline = %name, "rebalance: {e}");
-            }
-            if let Err(e) = finish_revoke(consumer.as_ref(), &revoked) {
-                tracing::warn!(pipeline = %name, "rebalance: releasing the revoked partitions failed: {e}");
-            }
-            tracing::info!(pipeline = %name, "rebalance: the open transaction ended before revoking");
-        }
-        let done_reading = stopping || (drain && remaining.is_empty());
-        let full = batch
-            .as_ref()
-            .is_some_and(|b| b.messages >= spec.transaction.max_messages);
-        if (full || done_reading) && batch.is_some() {
-            let open = batch.take().expect("checked");
-            if let Err(e) = finish(open, &producer, &consumer, &spec, &mut stats).await {
-                if matches!(e, TxnError::Fatal(_)) {
-                    break Err(e);
-                }
-                tracing::warn!(pipeline = %name, "{e}");
-            }
-            continue;
-        }
-        if done_reading {
-            break Ok(());
-        }
-        let deadline = batch.as_ref().map(|b| b.opened + spec.transaction.max_time);
-        tokio::select! {
-            biased;
-            () = handoff.parked() => {}
-            changed = shutdown.changed(), if !stopping => {
-                if changed.is_err() || *shutdown.borrow() {
-                    tracing::info!(pipeline = %name, "stopping: committing the open transaction");
-                    stopping = true;
-                }
-            }
-            () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                let open = batch.take().expect("guarded");
-                if let Err(e) = finish(open, &producer, &consumer, &spec, &mut stats).await {
-                    if matches!(e, TxnError::Fatal(_)) {
-                        break Err(e);
-                    }
-                    tracing::warn!(pipeline = %name, "{e}");
-                }
-            }
-            received = consumer.recv() => {
-                let msg = match received {
-                    Ok(m) => {
-                        consume_errors = 0;
-                        m
-                    }
-                    Err(e) => {
-                        consume_errors += 1;
-                        if consume_errors == 1 || last_consume_warning.elapsed() >= CONSUME_WARNING_EVERY {
-                            tracing::warn!(pipeline = %name, %bootstrap, "cannot consume {} ({e}); still trying", spec.input);
-                            last_consume_warning = std::time::Instant::now();
-                        }
-                        if sleep_or_shutdown(CONSUME_BACKOFF, &mut shutdown).await {
-                            stopping = true;
-                        }
-                        continue;
-                    }
-                };
-                let (partition, offset) = (msg.partition(), msg.offset());
-                let message = to_message(&msg);
-                drop(msg);
-                stats.consumed += 1;
-                *per_partition.entry(partition).or_default() += 1;
-                let records: Vec<Record> = match policy.handle(&spec, &mut instance, &mut swaps, message, &mut shutdown, &mut stats).await {
-                    Handled::Records(records) => records,
-                    Handled::Stop(reason) => {
-                        tracing::error!(pipeline = %name, "stopping the pipeline: {reason}");
-                        policy_stop = Some(reason);
-                        stopping = true;
-                        continue;
-                    }
-                    Handled::Interrupted => {
-                        stopping = true;
-                        continue;
-                    }
-                };
-                if batch.is_none() {
-                    if let Err(e) = producer.begin_transaction() {
-                        break Err(classify(e, "begin"));
-                    }
-                    batch = Some(Batch {
-                        opened: Instant::now(),
-                        messages: 0,
-                        first: BTreeMap::new(),
-                        next: BTreeMap::new(),
-                        deliveries: Vec::new(),
-                        refused: None,
-                    });
-                }
-                let open = batch.as_mut().expect("just opened");
-                open.messages += 1;
-                open.first.entry(partition).or_insert(offset);
-                open.next.insert(partition, offset + 1);
-                for record in &records {
-                    if open.refused.is_some() {
-                        break;
-                    }
-                    match enqueue(record, &producer).await {
-                        Ok(delivery) => open.deliveries.push(delivery),
-                        Err(e) => open.refused = Some(format!("{} refused a record: {e}", record.topic())),
-                    }
-                }
-                if remaining.get(&partition).is_some_and(|last| offset >= *last) {
-                    remaining.remove(&partition);
-                }
-            }
-        }
+    let metrics = crate::ops::metrics::registry().start(&spec);
+    let mut stepper = Stepper::new(&spec, instance, swaps);
+    let stopping = *shutdown.borrow();
+    let mut lp = Loop {
+        spec: &spec,
+        metrics: &metrics,
+        intake: Intake::new(Arc::clone(&consumer), &name, &spec.input, &bootstrap),
+        consumer,
+        producer,
+        batch: None,
+        stopping,
+        shutdown,
+        drain: Drain::new(stop_at),
+        remembered: HashMap::new(),
+        failure: None,
+        fatal: None,
     };
+    lp.run(&mut stepper).await;
 
-    tracing::info!(pipeline = %name, ?stats, consumed_per_partition = ?per_partition, "pipeline stopping");
-    handoff.defer(false);
-    if let Some(revoked) = handoff.take() {
-        let _ = finish_revoke(consumer.as_ref(), &revoked);
+    let stats = metrics.stats();
+    tracing::info!(pipeline = %name, ?stats, consumed_per_partition = ?lp.intake.per_partition, "pipeline stopping");
+    lp.intake.handoff.defer(false);
+    if let Some(revoked) = lp.intake.handoff.take() {
+        let _ = finish_revoke(lp.consumer.as_ref(), &revoked);
     }
-    if result.is_err() && batch.is_some() {
-        // Whatever it left open is aborted by the next producer with this id.
-        let _ = tokio::task::block_in_place(|| producer.abort_transaction(TXN_TIMEOUT));
+    if lp.batch.is_some() {
+        // Whatever is left open is aborted now, or by the next producer with this id.
+        let _ = tokio::task::block_in_place(|| lp.producer.abort_transaction(TXN_TIMEOUT));
     }
-    drop(consumer);
+    let (fatal, failure) = (lp.fatal.take(), lp.failure.take());
+    drop(lp);
     let left = consumer_proxy.disconnect();
     let flushed = producer_proxy.disconnect();
-    if let Err(e) = result {
+    if let Some(e) = fatal {
         anyhow::bail!("pipeline {name:?} (exactly-once, transactional.id {txn_id:?}) stopped: {e}");
     }
     left.with_context(|| format!("pipeline {name:?}: leaving the group failed"))?;
     flushed.with_context(|| format!("pipeline {name:?}: final flush failed"))?;
-    if let Some(reason) = policy_stop {
+    if let Some(reason) = failure {
         anyhow::bail!("pipeline {name:?} stopped: {reason}");
     }
-    tracing::info!(pipeline = %name, replacements = instance.replacements(), "pipeline stopped");
+    tracing::info!(pipeline = %name, replacements = stepper.instance().replacements(), "pipeline stopped");
     Ok(stats)
 }
 
-/// Commits the batch's transaction; on an abortable error aborts it and
-/// rewinds the consumer so the batch is consumed again.
-async fn finish(
-    batch: Batch,
-    producer: &WeirProducer,
-    consumer: &WeirConsumer,
-    spec: &Pipeline,
-    stats: &mut Stats,
-) -> Result<(), TxnError> {
-    let first = batch.first.clone();
-    match commit(batch, producer, consumer, spec).await {
-        Ok(()) => Ok(()),
-        Err(TxnError::Aborted(reason)) => {
-            stats.aborted_transactions += 1;
-            tokio::task::block_in_place(|| producer.abort_transaction(TXN_TIMEOUT))
-                .map_err(|e| classify(e, "abort"))?;
-            rewind(consumer, spec, &first);
-            Err(TxnError::Aborted(reason))
+impl Loop<'_> {
+    async fn run(&mut self, stepper: &mut Stepper) {
+        loop {
+            if self.fatal.is_some() {
+                return;
+            }
+            if let Some(revoked) = self.intake.handoff.take() {
+                if !self.finish("rebalance").await && self.fatal.is_some() {
+                    return;
+                }
+                if let Err(e) = finish_revoke(self.consumer.as_ref(), &revoked) {
+                    tracing::warn!(pipeline = %self.spec.name, "rebalance: releasing the revoked partitions failed: {e}");
+                }
+                tracing::info!(pipeline = %self.spec.name, "rebalance: the open transaction ended before revoking");
+                continue;
+            }
+            let done_reading = self.stopping || self.drain.all_read();
+            let full = self
+                .batch
+                .as_ref()
+                .is_some_and(|b| b.window.len() >= self.spec.transaction.max_messages);
+            if (full || done_reading) && self.batch.is_some() {
+                self.finish("").await;
+                continue;
+            }
+            if self.stopping || self.drain.all_finished() {
+                return;
+            }
+            if done_reading {
+                // Draining: an aborted last batch is read again; wait for it.
+                self.intake.resume();
+            }
+            let deadline = self
+                .batch
+                .as_ref()
+                .map(|b| b.opened + self.spec.transaction.max_time);
+            let consumer = Arc::clone(&self.consumer);
+            let wake = tokio::select! {
+                biased;
+                () = self.intake.handoff.parked() => Wake::Parked,
+                changed = self.shutdown.changed(), if !self.stopping => {
+                    Wake::Shutdown(changed.is_err() || *self.shutdown.borrow())
+                }
+                () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => Wake::Deadline,
+                received = consumer.recv() => Wake::Received(received),
+            };
+            match wake {
+                Wake::Parked => {}
+                Wake::Shutdown(stop) => {
+                    if stop {
+                        tracing::info!(pipeline = %self.spec.name, "stopping: committing the open transaction");
+                        self.stopping = true;
+                    }
+                }
+                Wake::Deadline => {
+                    self.finish("").await;
+                }
+                Wake::Received(received) => match self.intake.received(received, self.metrics) {
+                    Some(input) => {
+                        self.drain.read(input.partition, input.offset);
+                        let metrics = self.metrics;
+                        match stepper.step(input, self, metrics).await {
+                            Step::Handled(handled) => self.push(handled).await,
+                            Step::Stop(reason) => {
+                                tracing::error!(pipeline = %self.spec.name, "stopping the pipeline: {reason}");
+                                self.failure.get_or_insert(reason);
+                                self.stopping = true;
+                            }
+                            Step::Interrupted => self.stopping |= *self.shutdown.borrow(),
+                        }
+                    }
+                    None => {
+                        if !self.intake.is_paused()
+                            && sleep_or_shutdown(CONSUME_BACKOFF, &mut self.shutdown).await
+                        {
+                            self.stopping = true;
+                        }
+                    }
+                },
+            }
         }
-        Err(fatal) => Err(fatal),
+    }
+
+    /// Adds a handled message to the open transaction (opening one) and
+    /// hands its records to the producer.
+    async fn push(&mut self, handled: Handled) {
+        if self.batch.is_none() {
+            if let Err(e) = self.producer.begin_transaction() {
+                self.fatal = Some(classify(e, "begin"));
+                return;
+            }
+            self.batch = Some(Batch {
+                opened: Instant::now(),
+                window: Window::default(),
+                deliveries: Vec::new(),
+                refused: None,
+            });
+        }
+        let Some(batch) = self.batch.as_mut() else {
+            return;
+        };
+        let n = handled.records.len();
+        let bytes = handled.records.iter().map(|r| r.size()).sum();
+        let seq = batch
+            .window
+            .push(handled.partition, handled.offset, n, bytes, handled);
+        for idx in 0..n {
+            if batch.refused.is_some() {
+                break;
+            }
+            let Some(record) = batch
+                .window
+                .get_mut(seq)
+                .and_then(|e| e.item.records.get(idx))
+            else {
+                break;
+            };
+            match record.enqueue(&self.producer).await {
+                Ok(delivery) => batch.deliveries.push((seq, idx, delivery)),
+                Err(e) => batch.refused = Some((seq, idx, e)),
+            }
+        }
+        self.metrics.in_flight(batch.window.len());
+    }
+
+    /// Commits the open transaction, if any; an abortable failure aborts
+    /// it and rewinds the input so its messages are done again.
+    /// False when it aborted (the input was rewound).
+    async fn finish(&mut self, context: &str) -> bool {
+        let Some(batch) = self.batch.take() else {
+            return true;
+        };
+        let first = first_offsets(&batch.window);
+        let committed = match self.commit(batch).await {
+            Ok(()) => true,
+            Err(TxnError::Aborted(reason)) => {
+                self.metrics.aborted_transaction();
+                let prefix = if context.is_empty() {
+                    String::new()
+                } else {
+                    format!("{context}: ")
+                };
+                tracing::warn!(pipeline = %self.spec.name, "{prefix}transaction aborted: {reason}");
+                if let Err(e) =
+                    tokio::task::block_in_place(|| self.producer.abort_transaction(TXN_TIMEOUT))
+                {
+                    self.fatal = Some(classify(e, "abort"));
+                    return false;
+                }
+                rewind(&self.consumer, self.spec, &first);
+                for partition in first.keys() {
+                    self.intake.rewound(*partition);
+                    self.drain.rewound(*partition);
+                }
+                false
+            }
+            Err(fatal) => {
+                self.fatal = Some(fatal);
+                false
+            }
+        };
+        self.metrics.in_flight(0);
+        committed
+    }
+
+    async fn commit(&mut self, mut batch: Batch) -> Result<(), TxnError> {
+        if let Some((seq, idx, e)) = batch.refused.take() {
+            return Err(self.refusal(&mut batch, seq, idx, e, "the producer would not take"));
+        }
+        for (seq, idx, delivery) in std::mem::take(&mut batch.deliveries) {
+            // A report can fail to come (librdkafka, after an error that needs
+            // an epoch bump): the transaction is aborted, not waited on forever.
+            let Ok(report) = tokio::time::timeout(TXN_TIMEOUT, delivery).await else {
+                return Err(TxnError::Aborted(format!(
+                    "no delivery report within {TXN_TIMEOUT:?}"
+                )));
+            };
+            match report {
+                Ok(Ok(_)) => {
+                    batch.window.ack(seq);
+                }
+                Ok(Err((e, _))) => {
+                    return Err(self.refusal(&mut batch, seq, idx, e, "the broker refused"));
+                }
+                Err(_) => return Err(TxnError::Aborted("a delivery report was lost".into())),
+            }
+        }
+        let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+        for e in batch.window.iter() {
+            let n = next.entry(e.partition).or_insert(e.offset + 1);
+            *n = (*n).max(e.offset + 1);
+        }
+        let mut offsets = TopicPartitionList::new();
+        for (partition, next) in &next {
+            offsets
+                .add_partition_offset(&self.spec.input, *partition, Offset::Offset(*next))
+                .map_err(|e| TxnError::Fatal(format!("offset list: {e}")))?;
+        }
+        let metadata = self.consumer.group_metadata().ok_or_else(|| {
+            TxnError::Aborted("the consumer has no group metadata yet".to_string())
+        })?;
+        tokio::task::block_in_place(|| {
+            self.producer
+                .send_offsets_to_transaction(&offsets, &metadata, TXN_TIMEOUT)
+        })
+        .map_err(|e| classify(e, "send_offsets_to_transaction"))?;
+        let mut attempt = 0;
+        loop {
+            match tokio::task::block_in_place(|| self.producer.commit_transaction(TXN_TIMEOUT)) {
+                Ok(()) => break,
+                Err(KafkaError::Transaction(e))
+                    if e.is_retriable()
+                        && !e.txn_requires_abort()
+                        && e.code() != RDKafkaErrorCode::UnsupportedFeature
+                        && attempt < COMMIT_RETRIES =>
+                {
+                    attempt += 1;
+                    tracing::warn!(pipeline = %self.spec.name, "commit_transaction: {e}; trying again ({attempt} of {COMMIT_RETRIES})");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(classify(e, "commit_transaction")),
+            }
+        }
+        for done in batch.window.drain() {
+            step::finished(self.metrics, &done.item);
+            self.drain.finished(done.partition, done.offset);
+        }
+        Ok(())
+    }
+
+    /// A record of the batch was refused: the transaction aborts. Refused
+    /// for good, the message's fate is decided now and applied when it is
+    /// done again.
+    fn refusal(
+        &mut self,
+        batch: &mut Batch,
+        seq: Seq,
+        idx: usize,
+        e: KafkaError,
+        what: &str,
+    ) -> TxnError {
+        let Some(entry) = batch.window.get_mut(seq) else {
+            return TxnError::Aborted(format!("{what} a record: {e}"));
+        };
+        let topic = entry
+            .item
+            .records
+            .get(idx)
+            .map_or("?", |r| r.topic.as_str())
+            .to_string();
+        if permanent_refusal(&e).is_none() {
+            return TxnError::Aborted(format!("{what} a record for {topic}: {e}"));
+        }
+        let Some(record) = entry.item.records.get(idx) else {
+            return TxnError::Aborted(format!("{what} a record: {e}"));
+        };
+        let decision = refused(self.spec, self.metrics, &entry.item, record, &e);
+        match remember(&entry.item, &decision) {
+            Some((place, fate)) => {
+                self.remembered.insert(place, fate);
+            }
+            None => {
+                if let Refused::Stop(reason) = decision {
+                    tracing::error!(pipeline = %self.spec.name, "stopping the pipeline: {reason}");
+                    self.failure.get_or_insert(reason);
+                    self.stopping = true;
+                }
+            }
+        }
+        TxnError::Aborted(format!(
+            "{what} a record for {topic} for good ({e}); the message is done again without it"
+        ))
     }
 }
 
-async fn commit(
-    batch: Batch,
-    producer: &WeirProducer,
-    consumer: &WeirConsumer,
-    spec: &Pipeline,
-) -> Result<(), TxnError> {
-    if let Some(refused) = batch.refused {
-        return Err(TxnError::Aborted(format!("the producer for {refused}")));
-    }
-    for delivery in batch.deliveries {
-        // A report can fail to come (librdkafka, after an error that needs
-        // an epoch bump): the transaction is aborted, not waited on forever.
-        let Ok(report) = tokio::time::timeout(TXN_TIMEOUT, delivery).await else {
-            return Err(TxnError::Aborted(format!(
-                "no delivery report within {TXN_TIMEOUT:?}"
-            )));
+impl Waiter for Loop<'_> {
+    /// Commits the open transaction first, so no transaction outlives its
+    /// timeout while the step waits.
+    async fn wait(&mut self, d: Duration, partition: i32) -> Waited {
+        if !self.finish("before a wait").await {
+            // Rewound: the waiting message comes again after the batch.
+            return Waited::Redo;
+        }
+        let until = Instant::now() + d;
+        self.intake.pause();
+        let consumer = Arc::clone(&self.consumer);
+        let waited = loop {
+            if let Some(revoked) = self.intake.handoff.take() {
+                // Nothing is open: the batch was committed before the wait.
+                if let Err(e) = finish_revoke(self.consumer.as_ref(), &revoked) {
+                    tracing::warn!(pipeline = %self.spec.name, "rebalance: releasing the revoked partitions failed: {e}");
+                }
+                let mine = revoked
+                    .elements()
+                    .iter()
+                    .any(|e| e.topic() == self.spec.input && e.partition() == partition);
+                if mine {
+                    break Waited::Redo;
+                }
+            }
+            let wake = tokio::select! {
+                biased;
+                () = self.intake.handoff.parked() => Wake::Parked,
+                _ = self.shutdown.wait_for(|stop| *stop) => Wake::Shutdown(true),
+                () = tokio::time::sleep_until(until) => break Waited::Elapsed,
+                received = consumer.recv() => Wake::Received(received),
+            };
+            match wake {
+                Wake::Shutdown(_) => {
+                    self.stopping = true;
+                    break Waited::Shutdown;
+                }
+                // Paused: anything that still arrives is put back.
+                Wake::Received(received) => drop(self.intake.received(received, self.metrics)),
+                Wake::Parked | Wake::Deadline => {}
+            }
         };
-        match report {
-            Ok(Ok(_)) => {}
-            Ok(Err((e, _))) => {
-                return Err(TxnError::Aborted(format!(
-                    "the broker refused a record: {e}"
-                )));
-            }
-            Err(_) => return Err(TxnError::Aborted("a delivery report was lost".into())),
-        }
+        self.intake.resume();
+        waited
     }
-    let mut offsets = TopicPartitionList::new();
-    for (partition, next) in &batch.next {
-        offsets
-            .add_partition_offset(&spec.input, *partition, Offset::Offset(*next))
-            .map_err(|e| TxnError::Fatal(format!("offset list: {e}")))?;
+
+    fn take_remembered(&mut self, partition: i32, offset: i64) -> Option<Remembered> {
+        self.remembered.remove(&(partition, offset))
     }
-    let metadata = consumer
-        .group_metadata()
-        .ok_or_else(|| TxnError::Aborted("the consumer has no group metadata yet".to_string()))?;
-    tokio::task::block_in_place(|| {
-        producer.send_offsets_to_transaction(&offsets, &metadata, TXN_TIMEOUT)
-    })
-    .map_err(|e| classify(e, "send_offsets_to_transaction"))?;
-    let mut attempt = 0;
-    loop {
-        match tokio::task::block_in_place(|| producer.commit_transaction(TXN_TIMEOUT)) {
-            Ok(()) => return Ok(()),
-            Err(KafkaError::Transaction(e))
-                if e.is_retriable()
-                    && !e.txn_requires_abort()
-                    && e.code() != RDKafkaErrorCode::UnsupportedFeature
-                    && attempt < COMMIT_RETRIES =>
-            {
-                attempt += 1;
-                tracing::warn!(pipeline = %spec.name, "commit_transaction: {e}; trying again ({attempt} of {COMMIT_RETRIES})");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => return Err(classify(e, "commit_transaction")),
-        }
+}
+
+/// Per input partition, the first offset of the batch.
+fn first_offsets(window: &Window<Handled>) -> BTreeMap<i32, i64> {
+    let mut first = BTreeMap::new();
+    for e in window.iter() {
+        first.entry(e.partition).or_insert(e.offset);
     }
+    first
 }
 
 /// Fatal (fenced, unusable producer, a broker without transactions) or abortable.

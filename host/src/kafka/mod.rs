@@ -1,8 +1,9 @@
 //! Everything that talks to Kafka outside the delivery loops: the lazy
 //! client proxies and their logging context ([`proxy`]), topic set-up
-//! ([`topics`])
+//! ([`topics`]), records as bytes both ways ([`record`])
 //! and the embedded mock broker of the quickstart ([`embedded`]).
 
 pub mod embedded;
 pub mod proxy;
+pub mod record;
 pub mod topics;

@@ -25,12 +25,14 @@ use rdkafka::consumer::{
     StreamConsumer,
 };
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::producer::{FutureProducer, Producer as _};
 use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaRespErr;
 
 use crate::config::Kafka;
+
+/// The producers' `message.max.bytes` unless `[kafka.properties]` sets it.
+pub const PRODUCER_MESSAGE_MAX_BYTES: &str = "67108864";
 
 /// How long `disconnect` waits for queued messages.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -266,6 +268,11 @@ impl ProducerProxy {
     /// As [`ProducerProxy::new`]; `owner` tags its log lines.
     pub fn named(mut config: ClientConfig, owner: &str) -> Self {
         set_default(&mut config, "acks", "all");
+        // librdkafka refuses records over 1,000,000 bytes by itself; the
+        // broker's limit (the topic's `max.message.bytes`) is the one that
+        // counts, so a record any input holds, or its dead-letter copy, is
+        // judged by the broker. Under the broker's 100 MiB request limit.
+        set_default(&mut config, "message.max.bytes", PRODUCER_MESSAGE_MAX_BYTES);
         ProducerProxy {
             config,
             owner: owner.to_string(),
@@ -376,29 +383,4 @@ impl ConsumerProxy {
         consumer.unsubscribe();
         committed
     }
-}
-
-/// A record to send, borrowed from owned parts; the one place weir turns
-/// key, value and headers into what rdkafka sends.
-pub fn future_record<'a>(
-    topic: &'a str,
-    key: Option<&'a [u8]>,
-    value: Option<&'a [u8]>,
-    headers: &[(String, Option<Vec<u8>>)],
-) -> FutureRecord<'a, [u8], [u8]> {
-    let mut record = FutureRecord::to(topic);
-    // An empty header list is still a librdkafka allocation per record.
-    if !headers.is_empty() {
-        let mut owned = OwnedHeaders::new_with_capacity(headers.len());
-        for (key, value) in headers {
-            owned = owned.insert(Header {
-                key,
-                value: value.as_deref(),
-            });
-        }
-        record = record.headers(owned);
-    }
-    record.key = key;
-    record.payload = value;
-    record
 }

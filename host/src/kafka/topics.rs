@@ -24,6 +24,11 @@ use rdkafka::types::RDKafkaErrorCode;
 use crate::config::{Kafka, Pipeline};
 use crate::kafka::proxy::{LoggingContext, base_config};
 
+/// `max.message.bytes` of a dead-letter topic weir creates, unless
+/// `[pipeline.topics.config]` sets it: the dead-letter copy of any input
+/// up to the broker's default limit (1 MiB), and far beyond, fits.
+pub const DEAD_LETTER_MAX_MESSAGE_BYTES: &str = "8388608";
+
 /// How long one metadata request may take.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often a broker that does not answer is reported while waited for.
@@ -217,6 +222,10 @@ pub async fn ensure(
             );
             for (k, v) in &setup.config {
                 t = t.set(k, v);
+            }
+            // A dead letter is its input plus weir's headers: room for them.
+            if n.key.ends_with(".dead_letter") && !setup.config.contains_key("max.message.bytes") {
+                t = t.set("max.message.bytes", DEAD_LETTER_MAX_MESSAGE_BYTES);
             }
             t
         })

@@ -556,3 +556,33 @@ mod tests {
         assert_eq!(Escaped("a\"b\\c\nd").to_string(), "a\\\"b\\\\c\\nd");
     }
 }
+
+// TEMPORARY: the API the delivery core counts through, until the ops
+// rewrite (branch `ops`) lands with its real counters.
+/// What a pipeline did, for logs and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub consumed: u64,
+    pub produced: u64,
+    pub dropped: u64,
+    pub skipped: u64,
+    pub retries: u64,
+    pub pauses: u64,
+    pub reloads: u64,
+    pub dead_lettered: BTreeMap<String, u64>,
+    pub aborted_transactions: u64,
+    pub refused: BTreeMap<String, u64>,
+    pub skipped_offsets: u64,
+}
+
+impl PipelineHandle {
+    pub fn dropped(&self) {}
+    pub fn paused(&self) {}
+    pub fn aborted_transaction(&self) {}
+    pub fn refused(&self, _reason: &str) {}
+    pub fn skipped_offsets(&self, _n: u64) {}
+    pub fn reloaded(&self) {}
+    pub fn stats(&self) -> Stats {
+        Stats::default()
+    }
+}

@@ -24,7 +24,8 @@ use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
 use crate::config::{Config, Kafka, Pipeline};
-use crate::delivery::at_least_once::{Stats, StopAt, run};
+use crate::delivery::{StopAt, run};
+use crate::ops::metrics::Stats;
 use crate::plugin::{Instance, LogTags, Plugin, Runtime};
 
 struct Running {

@@ -1,0 +1,279 @@
+//! The consuming side both loops share: one pipeline's consumer, what it
+//! received, gaps in its offsets, pausing while the loop waits, and where
+//! `weir run --drain` stops.
+//!
+//! Invariants: a failed consume is logged at once and then at most every
+//! [`CONSUME_WARNING_EVERY`]; the loop waits [`CONSUME_BACKOFF`] before the
+//! next (librdkafka reconnects by itself). While paused, a record that
+//! still arrives (a partition assigned during the pause) is put back: its
+//! partition is paused and sought back to it, so nothing is skipped.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::Message as _;
+use rdkafka::consumer::Consumer as _;
+use rdkafka::error::KafkaResult;
+use rdkafka::message::BorrowedMessage;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+use crate::delivery::records::Input;
+use crate::kafka::proxy::{RevokeHandoff, WeirConsumer};
+use crate::ops::metrics::PipelineHandle;
+
+/// The wait after a failed consume (an unreachable broker), and how often
+/// a lasting failure is logged.
+pub const CONSUME_BACKOFF: Duration = Duration::from_millis(100);
+pub const CONSUME_WARNING_EVERY: Duration = Duration::from_secs(5);
+
+/// Where the pipeline stops by itself: the last offset to process per
+/// partition of its input (used by `weir run --drain`).
+pub type StopAt = HashMap<i32, i64>;
+
+pub struct Intake {
+    pub consumer: Arc<WeirConsumer>,
+    pub handoff: Arc<RevokeHandoff>,
+    pipeline: String,
+    input: String,
+    bootstrap: String,
+    failures: u32,
+    last_warning: Instant,
+    /// The last offset received per partition, for gaps.
+    last: HashMap<i32, i64>,
+    /// Messages received per partition, logged at the end so an operator
+    /// sees which share of the input this process handled.
+    pub per_partition: BTreeMap<i32, u64>,
+    paused: bool,
+}
+
+impl Intake {
+    /// Takes over `consumer`'s revocations (see [`RevokeHandoff`]).
+    pub fn new(
+        consumer: Arc<WeirConsumer>,
+        pipeline: &str,
+        input: &str,
+        bootstrap: &str,
+    ) -> Intake {
+        let handoff = Arc::clone(consumer.context().handoff());
+        handoff.defer(true);
+        Intake {
+            consumer,
+            handoff,
+            pipeline: pipeline.to_string(),
+            input: input.to_string(),
+            bootstrap: bootstrap.to_string(),
+            failures: 0,
+            last_warning: Instant::now(),
+            last: HashMap::new(),
+            per_partition: BTreeMap::new(),
+            paused: false,
+        }
+    }
+
+    /// What `recv` gave: the record, or none after a failure (logged; wait
+    /// [`CONSUME_BACKOFF`]) or while paused (put back).
+    pub fn received(
+        &mut self,
+        r: KafkaResult<BorrowedMessage<'_>>,
+        metrics: &PipelineHandle,
+    ) -> Option<Input> {
+        let msg = match r {
+            Ok(m) => m,
+            Err(e) => {
+                self.failures += 1;
+                if self.failures == 1 || self.last_warning.elapsed() >= CONSUME_WARNING_EVERY {
+                    tracing::warn!(
+                        pipeline = %self.pipeline,
+                        bootstrap = %self.bootstrap,
+                        "cannot consume {} ({e}); still trying ({} failed attempts)",
+                        self.input,
+                        self.failures
+                    );
+                    self.last_warning = Instant::now();
+                }
+                return None;
+            }
+        };
+        if self.failures > 0 {
+            tracing::info!(pipeline = %self.pipeline, "consuming again after {} failed attempts", self.failures);
+            self.failures = 0;
+        }
+        let (partition, offset) = (msg.partition(), msg.offset());
+        if self.paused {
+            self.put_back(partition, offset);
+            return None;
+        }
+        *self.per_partition.entry(partition).or_default() += 1;
+        if let Some(last) = self.last.insert(partition, offset)
+            && offset > last + 1
+        {
+            // Compaction, transaction markers and aborted transactions
+            // leave gaps: counted, not warned about.
+            let skipped = u64::try_from(offset - last - 1).unwrap_or(0);
+            metrics.skipped_offsets(skipped);
+            tracing::debug!(pipeline = %self.pipeline, partition, "offsets {}..{offset} held nothing to consume", last + 1);
+        }
+        Some(Input::read(&msg))
+    }
+
+    /// The partition's next record is `offset` again (after an abort).
+    pub fn rewound(&mut self, partition: i32) {
+        self.last.remove(&partition);
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Pauses every assigned partition; `recv` keeps the group alive.
+    pub fn pause(&mut self) {
+        if self.paused {
+            return;
+        }
+        match self.consumer.assignment() {
+            Ok(tpl) => {
+                if let Err(e) = self.consumer.pause(&tpl) {
+                    tracing::warn!(pipeline = %self.pipeline, "cannot pause the input: {e}");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(pipeline = %self.pipeline, "cannot read the assignment to pause it: {e}")
+            }
+        }
+        self.paused = true;
+    }
+
+    pub fn resume(&mut self) {
+        if !self.paused {
+            return;
+        }
+        self.paused = false;
+        match self.consumer.assignment() {
+            Ok(tpl) => {
+                if let Err(e) = self.consumer.resume(&tpl) {
+                    tracing::warn!(pipeline = %self.pipeline, "cannot resume the input: {e}");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(pipeline = %self.pipeline, "cannot read the assignment to resume it: {e}")
+            }
+        }
+    }
+
+    /// A record that arrived while paused goes back: its partition paused
+    /// too, and its position set back to it.
+    fn put_back(&mut self, partition: i32, offset: i64) {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&self.input, partition);
+        let sought = self.consumer.pause(&tpl).and_then(|()| {
+            tokio::task::block_in_place(|| {
+                self.consumer.seek(
+                    &self.input,
+                    partition,
+                    Offset::Offset(offset),
+                    Duration::from_secs(10),
+                )
+            })
+        });
+        if let Err(e) = sought {
+            tracing::warn!(pipeline = %self.pipeline, partition, offset, "cannot put a record back while paused: {e}");
+        }
+    }
+}
+
+/// Sleeps `d`; true if shutdown came first.
+pub async fn sleep_or_shutdown(
+    d: Duration,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(d) => false,
+        _ = shutdown.wait_for(|stop| *stop) => true,
+    }
+}
+
+/// `--drain`'s bookkeeping: which partitions still have records to read,
+/// and which still have records to finish.
+#[derive(Debug, Default)]
+pub struct Drain {
+    stop_at: Option<StopAt>,
+    /// Partitions whose last record is not read yet.
+    unread: StopAt,
+    /// Partitions whose last record is not finished yet.
+    unfinished: StopAt,
+}
+
+impl Drain {
+    pub fn new(stop_at: Option<StopAt>) -> Drain {
+        let all = stop_at.clone().unwrap_or_default();
+        Drain {
+            stop_at,
+            unread: all.clone(),
+            unfinished: all,
+        }
+    }
+
+    pub fn read(&mut self, partition: i32, offset: i64) {
+        if self
+            .unread
+            .get(&partition)
+            .is_some_and(|last| offset >= *last)
+        {
+            self.unread.remove(&partition);
+        }
+    }
+
+    pub fn finished(&mut self, partition: i32, offset: i64) {
+        if self
+            .unfinished
+            .get(&partition)
+            .is_some_and(|last| offset >= *last)
+        {
+            self.unfinished.remove(&partition);
+        }
+    }
+
+    /// The partition is read again from before its last record (an abort).
+    pub fn rewound(&mut self, partition: i32) {
+        if let Some(last) = self.unfinished.get(&partition) {
+            self.unread.insert(partition, *last);
+        }
+    }
+
+    /// Draining, and every last record read: consume no more.
+    pub fn all_read(&self) -> bool {
+        self.stop_at.is_some() && self.unread.is_empty()
+    }
+
+    /// Draining, and every last record finished: the run is over.
+    pub fn all_finished(&self) -> bool {
+        self.stop_at.is_some() && self.unfinished.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_drain_ends_when_the_last_records_are_finished_not_read() {
+        let mut d = Drain::new(Some(StopAt::from([(0, 5), (1, 2)])));
+        d.read(0, 5);
+        d.read(1, 2);
+        assert!(d.all_read());
+        assert!(!d.all_finished());
+        d.finished(0, 5);
+        d.rewound(1);
+        assert!(!d.all_read(), "an aborted last record is read again");
+        d.read(1, 2);
+        d.finished(1, 2);
+        assert!(d.all_finished());
+    }
+
+    #[test]
+    fn without_a_drain_nothing_ends() {
+        let d = Drain::new(None);
+        assert!(!d.all_read() && !d.all_finished());
+    }
+}
