@@ -25,6 +25,10 @@ use crate::support::{TempDir, WeirProcess, unique};
 const ORDER_SCHEMA: &str = r#"{"type":"object","properties":{"id":{"type":"integer"},"text":{"type":"string"}},"required":["id","text"]}"#;
 const RECORDS: usize = 3000;
 const PARTITIONS: &str = "4";
+/// Records of years ago would be deleted under the test: Kafka rolls a
+/// segment whose first record is older than `segment.ms` (7 days) and drops
+/// it at the next retention check (`retention.ms`, 7 days, by timestamp).
+const KEEP: &str = "retention.ms=-1";
 /// The output and dead-letter topics take 4 MiB, so a dead letter (an input
 /// near the broker's default 1048588 bytes plus weir's headers) fits.
 const OUT_MAX_BYTES: &str = "max.message.bytes=4194304";
@@ -165,6 +169,8 @@ fn hostile_records_through(delivery: &str, once: bool) {
         b,
         "--partitions",
         PARTITIONS,
+        "--config",
+        KEEP,
         &t.input,
     ]);
     hostile_ok(&[
@@ -173,6 +179,8 @@ fn hostile_records_through(delivery: &str, once: bool) {
         b,
         "--partitions",
         PARTITIONS,
+        "--config",
+        KEEP,
         "--config",
         OUT_MAX_BYTES,
         &t.output,
