@@ -450,7 +450,7 @@ func show(b []byte, at int) string {
 	if to < len(b) {
 		s += "…"
 	}
-	return fmt.Sprintf("%s (%d bytes)", s, len(b))
+	return fmt.Sprintf("hex %s (%d bytes)", s, len(b))
 }
 
 // differ says how got differs from want, "" if it does not; null is not empty.
@@ -458,11 +458,14 @@ func differ(want, got []byte) string {
 	if (want == nil) == (got == nil) && bytes.Equal(want, got) {
 		return ""
 	}
+	if len(want) == 0 || len(got) == 0 {
+		return fmt.Sprintf("expected %s, got %s", show(want, 0), show(got, 0))
+	}
 	at := 0
 	for at < min(len(want), len(got)) && want[at] == got[at] {
 		at++
 	}
-	return fmt.Sprintf("expected %s, got %s (first difference at byte %d)", show(want, at), show(got, at), at)
+	return fmt.Sprintf("expected %s, got %s, first difference at byte %d", show(want, at), show(got, at), at)
 }
 
 // same compares got with in: key, value, timestamp, and its first headers
@@ -640,6 +643,9 @@ func counts(m map[string]int) string {
 	var parts []string
 	for _, k := range keys {
 		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	if len(parts) == 0 {
+		return "none"
 	}
 	return strings.Join(parts, ", ")
 }
