@@ -8,7 +8,7 @@ export WEIR_CACHE="${WEIR_CACHE:-$HOME/.cache/weir}"
 bash tests/setup.sh
 # shellcheck disable=SC1091
 source "$WEIR_CACHE/env.sh"
-export WEIR_KAFKA_LIBS WEIR_PYTHON
+export WEIR_KAFKA_LIBS WEIR_PYTHON WEIR_HOSTILE_CLIENT
 # Build outputs live in the cache too, so a fresh clone on a machine that
 # already ran the suite does not compile wasmtime and the plugins again.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$WEIR_CACHE/target}"

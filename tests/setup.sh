@@ -2,12 +2,13 @@
 # Installs what weir's test suite needs and that cargo does not fetch by
 # itself: the wasm32-wasip2 target, Apache Kafka's broker and tools (jars
 # from Maven Central, run with the machine's Java 17), a Python venv with
-# aiokafka for the end-to-end tests, and the plugin toolchains.
+# aiokafka for the end-to-end tests, the hostile-record client (Go, built
+# from tests/e2e/hostile) and the plugin toolchains.
 # Idempotent; quiet on success.
 #
 # Everything lives in $WEIR_CACHE (outside the repo) so a fresh clone on the
 # same machine reuses it. On success writes $WEIR_CACHE/env.sh exporting
-# WEIR_KAFKA_LIBS and WEIR_PYTHON.
+# WEIR_KAFKA_LIBS, WEIR_PYTHON and WEIR_HOSTILE_CLIENT.
 set -euo pipefail
 
 WEIR_CACHE=${WEIR_CACHE:-$HOME/.cache/weir}
@@ -21,6 +22,10 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 POM_HASH=$(sha256sum "$HERE/kafka/pom.xml" | cut -c1-12)
 KAFKA_LIBS="$WEIR_CACHE/kafka-$KAFKA_VERSION-$POM_HASH/libs"
 VENV="$WEIR_CACHE/venv"
+# The client's folder names the hash of its sources: an edit builds anew.
+HOSTILE_SRC="$HERE/e2e/hostile"
+HOSTILE_HASH=$(cat "$HOSTILE_SRC/go.mod" "$HOSTILE_SRC/go.sum" "$HOSTILE_SRC"/*.go | sha256sum | cut -c1-12)
+HOSTILE="$WEIR_CACHE/hostile-$HOSTILE_HASH/hostile"
 PYTHON="$VENV/bin/python"
 
 mkdir -p "$WEIR_CACHE"
@@ -98,6 +103,18 @@ if ! venv_ok; then
     venv_ok || fail "aiokafka $AIOKAFKA_VERSION does not import from $PYTHON"
 fi
 
+# The hostile-record client: Go's module and build caches live in the cache
+# too; go.sum pins every module, and no toolchain is fetched.
+command -v go >/dev/null \
+    || fail "go (1.26 or newer) must be on PATH to build the hostile-record client in tests/e2e/hostile"
+if [ ! -x "$HOSTILE" ]; then
+    mkdir -p "$(dirname "$HOSTILE")"
+    step "building the hostile-record client" env GOMODCACHE="$WEIR_CACHE/go/mod" \
+        GOCACHE="$WEIR_CACHE/go/build" GOTOOLCHAIN=local GOFLAGS=-mod=readonly \
+        go -C "$HOSTILE_SRC" build -buildvcs=false -trimpath -o "$HOSTILE.tmp" .
+    mv "$HOSTILE.tmp" "$HOSTILE"
+fi
+
 step "python plugin toolchain" env WEIR_CACHE="$WEIR_CACHE" bash "$HERE/../plugins/python/setup.sh"
 step "js plugin toolchain" env WEIR_CACHE="$WEIR_CACHE" bash "$HERE/../plugins/js/setup.sh"
 step "c plugin toolchain" env WEIR_CACHE="$WEIR_CACHE" bash "$HERE/../plugins/c/setup.sh"
@@ -106,5 +123,6 @@ step "c plugin toolchain" env WEIR_CACHE="$WEIR_CACHE" bash "$HERE/../plugins/c/
 cat >"$WEIR_CACHE/env.sh.tmp" <<EOF
 export WEIR_KAFKA_LIBS='$KAFKA_LIBS'
 export WEIR_PYTHON='$PYTHON'
+export WEIR_HOSTILE_CLIENT='$HOSTILE'
 EOF
 mv "$WEIR_CACHE/env.sh.tmp" "$WEIR_CACHE/env.sh"

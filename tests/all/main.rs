@@ -7,6 +7,7 @@ mod compose;
 mod conformance;
 mod exactly_once;
 mod fixtures;
+mod hostile;
 mod kafka;
 mod languages;
 mod library;
