@@ -20,6 +20,9 @@ use rdkafka::statistics::Statistics;
 
 use crate::config::Pipeline;
 
+/// The `Content-Type` of [`Registry::render`]: Prometheus' text format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
 /// How often consumers report statistics while metrics are served, unless
 /// `statistics.interval.ms` is set in `[kafka.properties]`.
 pub const STATISTICS_INTERVAL_MS: &str = "1000";
