@@ -46,25 +46,7 @@ pub(crate) const CONSUME_WARNING_EVERY: Duration = Duration::from_secs(5);
 /// How long to wait before sending a refused record again.
 const RESEND_BACKOFF: Duration = Duration::from_millis(500);
 
-/// What a pipeline did, for logs and tests.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Stats {
-    pub consumed: u64,
-    pub produced: u64,
-    pub dropped: u64,
-    /// Messages the policy skipped after their retries.
-    pub skipped: u64,
-    /// Calls made again after a failure.
-    pub retries: u64,
-    /// Times the breaker paused the pipeline.
-    pub pauses: u64,
-    /// Plugins swapped in by hot reload.
-    pub reloads: u64,
-    /// Dead-lettered messages by `weir.error.kind`.
-    pub dead_lettered: BTreeMap<String, u64>,
-    /// Exactly-once transactions aborted; their messages were consumed again.
-    pub aborted_transactions: u64,
-}
+pub use crate::ops::metrics::Stats;
 
 /// A record to produce, owned so it can be sent again.
 #[derive(Debug, Clone)]
@@ -467,6 +449,7 @@ impl Policy {
         while let Some(fresh) = swaps.as_mut().and_then(|rx| rx.try_recv().ok()) {
             *instance = fresh;
             stats.reloads += 1;
+            self.metrics.reloaded();
         }
         match self.decide(spec, instance, &message, shutdown, stats).await {
             Decision::Handle(outcome) => Handled::Records(outcome_records(
