@@ -2,25 +2,35 @@
 //! text format, `/health` (liveness and readiness), `/health/live` and
 //! `/health/ready`.
 //!
-//! A small HTTP/1.1 responder on tokio rather than an HTTP crate: three GET
-//! routes, one response per connection (`Connection: close`), nothing a
-//! scraper or a probe needs beyond that. Invariants: a request is read
-//! within [`READ_TIMEOUT`] and [`MAX_REQUEST`] bytes or the connection is
-//! dropped; a slow or hostile client holds only its own task; the server
-//! never touches a pipeline, it only reads [`crate::ops::metrics`].
+//! axum routes the requests; hyper's HTTP/1.1 server drives each connection
+//! itself rather than through `axum::serve`, which has no header read
+//! timeout to set. Invariants: a connection answers one request
+//! (`Connection: close`); its request head arrives within [`READ_TIMEOUT`]
+//! and [`MAX_REQUEST`] bytes, and the whole exchange ends within
+//! [`CONNECTION_TIMEOUT`], or the connection is dropped; a slow or hostile
+//! client holds only its own task; the server never touches a pipeline, it
+//! only reads [`crate::ops::metrics`].
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::Json;
+use axum::Router;
+use axum::http::{StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use serde_json::json;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use crate::ops::metrics;
 
 /// How long a client may take to send its request head.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
-/// The longest request head read.
+/// How long a connection may live, reading the response included.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest request head read (hyper's smallest read buffer).
 const MAX_REQUEST: usize = 8 << 10;
 
 #[derive(Debug, thiserror::Error)]
@@ -44,123 +54,237 @@ pub async fn serve(addr: SocketAddr, config_file: &str) -> Result<SocketAddr, Bi
     let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
     let local = listener.local_addr().map_err(bind_error)?;
     metrics::registry().set_serving();
-    tokio::spawn(async move {
-        loop {
-            match listener.accept().await {
-                Ok((stream, _)) => {
-                    tokio::spawn(respond(stream));
-                }
-                Err(e) => {
-                    // Out of file descriptors, say: wait rather than spin.
-                    tracing::warn!("http: cannot accept a connection: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
-    });
+    tokio::spawn(accept(listener, READ_TIMEOUT));
     tracing::info!(address = %local, "serving /metrics and /health");
     Ok(local)
 }
 
-async fn respond(mut stream: TcpStream) {
-    let head = match tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream)).await {
-        Ok(Some(head)) => head,
-        _ => return,
-    };
-    let (status, content_type, body) = route(&head);
-    let head_only = head.starts_with("HEAD ");
-    let mut response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    if !head_only {
-        response.extend_from_slice(body.as_bytes());
-    }
-    let _ = stream.write_all(&response).await;
-    let _ = stream.shutdown().await;
-}
-
-/// The request head up to the blank line; none if it is too long or the
-/// client went away first.
-async fn read_head(stream: &mut TcpStream) -> Option<String> {
-    let mut buf = Vec::with_capacity(512);
-    let mut chunk = [0u8; 1024];
+/// Accepts connections for ever, each answered on a task of its own.
+async fn accept(listener: TcpListener, read_timeout: Duration) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(read_timeout)
+        .max_buf_size(MAX_REQUEST)
+        .keep_alive(false);
+    let routes = TowerToHyperService::new(routes());
     loop {
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.windows(2).any(|w| w == b"\n\n") {
-            return Some(String::from_utf8_lossy(&buf).into_owned());
-        }
-        if buf.len() > MAX_REQUEST {
-            return None;
-        }
-    }
-}
-
-const JSON: &str = "application/json";
-
-/// Status line, content type and body for a request head.
-fn route(head: &str) -> (&'static str, &'static str, String) {
-    let mut words = head.lines().next().unwrap_or_default().split_whitespace();
-    let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-    if method != "GET" && method != "HEAD" {
-        return (
-            "405 Method Not Allowed",
-            JSON,
-            json!({"error": "only GET and HEAD"}).to_string(),
-        );
-    }
-    let path = target.split('?').next().unwrap_or(target);
-    match path {
-        "/metrics" => (
-            "200 OK",
-            "text/plain; version=0.0.4; charset=utf-8",
-            metrics::registry().render(),
-        ),
-        "/health/live" => ("200 OK", JSON, json!({"live": true}).to_string()),
-        "/health" | "/health/ready" => {
-            let waiting = metrics::registry().not_ready();
-            let body = json!({
-                "live": true,
-                "ready": waiting.is_empty(),
-                "not_ready": waiting
-                    .iter()
-                    .map(|name| (name.clone(), json!("waiting for its partition assignment")))
-                    .collect::<serde_json::Map<_, _>>(),
-            })
-            .to_string();
-            if waiting.is_empty() {
-                ("200 OK", JSON, body)
-            } else {
-                ("503 Service Unavailable", JSON, body)
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let connection = http.serve_connection(TokioIo::new(stream), routes.clone());
+                tokio::spawn(async move {
+                    // A timeout, a malformed request or a client gone away:
+                    // nothing to tell anyone but that client.
+                    let _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;
+                });
+            }
+            Err(e) => {
+                // Out of file descriptors, say: wait rather than spin.
+                tracing::warn!("http: cannot accept a connection: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
-        _ => (
-            "404 Not Found",
-            JSON,
-            json!({"error": format!("no such path {path:?}; try /metrics or /health")}).to_string(),
-        ),
     }
+}
+
+/// GET (and HEAD, answered without a body) on the four paths; JSON errors
+/// for anything else.
+fn routes() -> Router {
+    Router::new()
+        .route("/metrics", get(render_metrics))
+        .route(
+            "/health/live",
+            get(|| async { Json(json!({"live": true})) }),
+        )
+        .route("/health", get(health))
+        .route("/health/ready", get(health))
+        .fallback(not_found)
+        .method_not_allowed_fallback(|| async {
+            (
+                StatusCode::METHOD_NOT_ALLOWED,
+                Json(json!({"error": "only GET and HEAD"})),
+            )
+        })
+}
+
+async fn render_metrics() -> Response {
+    (
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        metrics::registry().render(),
+    )
+        .into_response()
+}
+
+async fn health() -> Response {
+    let waiting = metrics::registry().not_ready();
+    let status = if waiting.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "live": true,
+        "ready": waiting.is_empty(),
+        "not_ready": waiting
+            .iter()
+            .map(|name| (name.clone(), json!("waiting for its partition assignment")))
+            .collect::<serde_json::Map<_, _>>(),
+    });
+    (status, Json(body)).into_response()
+}
+
+async fn not_found(uri: Uri) -> Response {
+    let path = uri.path();
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({"error": format!("no such path {path:?}; try /metrics or /health")})),
+    )
+        .into_response()
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpStream;
+
     use super::*;
 
-    #[test]
-    fn unknown_paths_and_methods_are_refused() {
-        assert_eq!(route("GET /nope HTTP/1.1\r\n\r\n").0, "404 Not Found");
-        assert_eq!(
-            route("POST /metrics HTTP/1.1\r\n\r\n").0,
-            "405 Method Not Allowed"
+    /// A server on a port of its own, with `read_timeout` for request heads.
+    async fn server(read_timeout: Duration) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(accept(listener, read_timeout));
+        addr
+    }
+
+    /// Sends `request` as is and reads until the server closes: the status
+    /// code, the head (names lower-cased) and the body.
+    async fn exchange(addr: SocketAddr, request: &str) -> (u16, String, String) {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
+            .await
+            .expect("the server closes the connection after its response")
+            .unwrap();
+        let response = String::from_utf8(response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+        (status, head.to_ascii_lowercase(), body.to_string())
+    }
+
+    fn get(path: &str) -> String {
+        format!("GET {path} HTTP/1.1\r\nHost: weir\r\n\r\n")
+    }
+
+    #[tokio::test]
+    async fn each_path_answers_with_its_status_type_and_body() {
+        let addr = server(READ_TIMEOUT).await;
+
+        let (status, head, body) = exchange(addr, &get("/metrics?x=1")).await;
+        assert_eq!(status, 200);
+        assert!(
+            head.contains("content-type: text/plain; version=0.0.4; charset=utf-8"),
+            "{head}"
         );
-        assert_eq!(route("GET /health/live HTTP/1.1\r\n\r\n").0, "200 OK");
-        let (_, kind, body) = route("GET /metrics?x=1 HTTP/1.1\r\n\r\n");
-        assert!(kind.starts_with("text/plain"));
+        assert!(head.contains("connection: close"), "{head}");
         assert!(body.contains("weir_build_info{version="), "{body}");
+
+        let (status, head, body) = exchange(addr, &get("/health/live")).await;
+        assert_eq!((status, body.as_str()), (200, r#"{"live":true}"#));
+        assert!(head.contains("content-type: application/json"), "{head}");
+
+        let (_, _, health) = exchange(addr, &get("/health")).await;
+        let (_, _, ready) = exchange(addr, &get("/health/ready")).await;
+        let health: serde_json::Value = serde_json::from_str(&health).unwrap();
+        assert_eq!(health["live"], true, "{health}");
+        assert_eq!(
+            health,
+            serde_json::from_str::<serde_json::Value>(&ready).unwrap()
+        );
+
+        let (status, head, body) = exchange(addr, &get("/nope")).await;
+        assert_eq!(status, 404);
+        assert!(head.contains("content-type: application/json"), "{head}");
+        assert!(body.contains(r#"no such path \"/nope\""#), "{body}");
+
+        let (status, _, body) = exchange(
+            addr,
+            "POST /metrics HTTP/1.1\r\nHost: weir\r\nContent-Length: 0\r\n\r\n",
+        )
+        .await;
+        assert_eq!(
+            (status, body.as_str()),
+            (405, r#"{"error":"only GET and HEAD"}"#)
+        );
+
+        let (status, head, body) =
+            exchange(addr, "HEAD /health/live HTTP/1.1\r\nHost: weir\r\n\r\n").await;
+        assert_eq!((status, body.as_str()), (200, ""), "{head}");
+    }
+
+    #[tokio::test]
+    async fn readiness_follows_the_pipelines() {
+        let addr = server(READ_TIMEOUT).await;
+        let name = "admin-test-never-started";
+        metrics::registry().expect([name]);
+        let (status, _, body) = exchange(addr, &get("/health/ready")).await;
+        assert_eq!(status, 503, "{body}");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["ready"], false, "{body}");
+        assert!(body["not_ready"][name].is_string(), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_silent_client_is_dropped_and_holds_up_no_one_else() {
+        let addr = server(Duration::from_millis(200)).await;
+        let started = Instant::now();
+        let mut silent = TcpStream::connect(addr).await.unwrap();
+        let mut half = TcpStream::connect(addr).await.unwrap();
+        half.write_all(b"GET /metrics HTTP/1.1\r\nHost:")
+            .await
+            .unwrap();
+
+        // Served while the other two hold their connections open.
+        let (status, _, _) = exchange(addr, &get("/health/live")).await;
+        assert_eq!(status, 200);
+
+        for stream in [&mut silent, &mut half] {
+            let mut rest = Vec::new();
+            let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut rest))
+                .await
+                .expect("the server drops a client that sends no request head in time");
+            // Closed, or reset; hyper may answer 408 first.
+            if read.is_ok() && !rest.is_empty() {
+                assert!(
+                    rest.starts_with(b"HTTP/1.1 408"),
+                    "{:?}",
+                    String::from_utf8_lossy(&rest)
+                );
+            }
+        }
+        assert!(started.elapsed() >= Duration::from_millis(200));
+    }
+
+    #[tokio::test]
+    async fn a_request_head_beyond_the_limit_is_refused() {
+        let addr = server(READ_TIMEOUT).await;
+        let huge = format!(
+            "GET /metrics HTTP/1.1\r\nHost: weir\r\nX-Pad: {}\r\n\r\n",
+            "x".repeat(MAX_REQUEST * 2)
+        );
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        // The server may close before all of it is written.
+        let _ = stream.write_all(huge.as_bytes()).await;
+        let mut response = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
+            .await
+            .expect("the server closes the connection");
+        let response = String::from_utf8_lossy(&response);
+        assert!(
+            response.is_empty() || response.starts_with("HTTP/1.1 431"),
+            "{response}"
+        );
     }
 }

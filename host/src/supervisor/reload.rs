@@ -175,9 +175,6 @@ fn reload(
     }
     for (t, instance) in ready {
         if t.swap.send(instance).is_ok() {
-            if let Some(m) = crate::ops::metrics::registry().pipeline(&t.pipeline.name) {
-                m.reloads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
             tracing::info!(pipeline = %t.pipeline.name, plugin = %plugin.name, world = %plugin.world(), "plugin reloaded");
         }
     }
