@@ -12,6 +12,10 @@
 //! - [`cli`] is the `weir` command, its offline test runner and scaffolding;
 //! - [`client`] is the library API, the Python origin's producer and consumer.
 
+// Data from outside (config, records, plugins, brokers) never meets an
+// `unwrap` or `expect`: `tests/run.sh` runs clippy with this on.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod cli;
 pub mod client;
 pub mod config;

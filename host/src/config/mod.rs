@@ -967,8 +967,7 @@ impl Cx<'_> {
                 ),
             ));
         }
-        if s.cert.is_some() != s.key.is_some() {
-            let v = s.cert.as_ref().or(s.key.as_ref()).expect("one is set");
+        if let (Some(v), None) | (None, Some(v)) = (s.cert.as_ref(), s.key.as_ref()) {
             return Err(self.err(
                 &v.span(),
                 "kafka.security.cert",
