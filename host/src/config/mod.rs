@@ -175,7 +175,7 @@ impl Pipeline {
     }
 }
 
-/// Hard bounds on one plugin call.
+/// Hard bounds on one plugin call; `plugin::limits` enforces them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     /// Wall-clock deadline for one `validate`/`transform` call.
@@ -192,15 +192,17 @@ pub struct Limits {
     pub max_output_bytes: u64,
 }
 
+/// The sandbox's own defaults (`plugin::limits::defaults`).
 impl Default for Limits {
     fn default() -> Self {
+        use crate::plugin::limits::defaults;
         Limits {
-            timeout: Duration::from_millis(100),
-            init_timeout: Duration::from_secs(5),
-            memory: 64 << 20,
-            fuel: None,
-            max_outputs: 1000,
-            max_output_bytes: 16 << 20,
+            timeout: defaults::TIMEOUT,
+            init_timeout: defaults::INIT_TIMEOUT,
+            memory: defaults::MEMORY,
+            fuel: defaults::FUEL,
+            max_outputs: defaults::MAX_OUTPUTS,
+            max_output_bytes: defaults::MAX_OUTPUT_BYTES,
         }
     }
 }
