@@ -4,9 +4,10 @@
 //! of a guest's log line.
 //!
 //! Invariants: a bound is enforced, not metered; breaking one is a typed
-//! error naming what was asked and what the limit is. This file depends on
-//! nothing of the host but the plugin's output type, so the config takes
-//! its defaults from here.
+//! error naming what was asked and what the limit is; arithmetic on a bound
+//! saturates, so a huge configured value means "as long as it takes", never
+//! a wrapped-around short one. This file depends on nothing of the host but
+//! the plugin's output type, so the config takes its defaults from here.
 
 use std::time::Duration;
 
@@ -36,6 +37,12 @@ pub mod defaults {
 /// How often the epoch advances; a deadline is rounded up to it.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
+/// The longest deadline, in ticks. wasmtime adds the deadline to the
+/// current epoch unchecked, and the epoch counts up from zero every
+/// [`EPOCH_TICK`]: half the range is over a billion years of ticks, and
+/// leaves the other half for the counter.
+pub const MAX_TICKS: u64 = u64::MAX / 2;
+
 /// Elements a wasm table (function references) may grow to.
 pub const TABLE_ELEMENTS: usize = 1 << 20;
 
@@ -49,9 +56,15 @@ pub const RESOURCE_TABLE_ENTRIES: usize = 1_000_000;
 pub const GUEST_LINE_BYTES: usize = 8 << 10;
 
 /// The epoch deadline for a call of at most `d`: rounded up to whole ticks,
-/// plus one because the ticker may advance right after the deadline is set.
+/// plus one because the ticker may advance right after the deadline is set;
+/// saturating at [`MAX_TICKS`], so a huge timeout never wraps to a short one.
 pub fn epoch_ticks(d: Duration) -> u64 {
-    (d.as_micros().div_ceil(EPOCH_TICK.as_micros()) as u64).max(1) + 1
+    let ticks = d.as_micros().div_ceil(EPOCH_TICK.as_micros());
+    u64::try_from(ticks)
+        .unwrap_or(u64::MAX)
+        .max(1)
+        .saturating_add(1)
+        .min(MAX_TICKS)
 }
 
 /// An empty resource table with its cap.
@@ -173,6 +186,20 @@ mod tests {
         let m = e.downcast_ref::<MemoryLimitExceeded>().unwrap();
         assert_eq!((m.current, m.requested, m.max), (1 << 20, 2 << 20, 1 << 20));
         assert!(!limiter.table_growing(0, TABLE_ELEMENTS + 1, None).unwrap());
+    }
+
+    #[test]
+    fn ticks_round_up_and_saturate_on_a_huge_timeout() {
+        assert_eq!(epoch_ticks(Duration::ZERO), 2);
+        assert_eq!(epoch_ticks(Duration::from_millis(100)), 21);
+        assert_eq!(epoch_ticks(Duration::from_micros(5_001)), 3);
+        assert_eq!(epoch_ticks(Duration::MAX), MAX_TICKS);
+        // The longest timeout the config accepts: its ticks overflow a u64.
+        let huge = crate::config::parse_duration("18000000000000000000s").unwrap();
+        assert_eq!(epoch_ticks(huge), MAX_TICKS);
+        let just_below = EPOCH_TICK * u32::MAX;
+        assert!(epoch_ticks(just_below) < MAX_TICKS);
+        assert!(epoch_ticks(just_below) > u64::from(u32::MAX));
     }
 
     #[test]
