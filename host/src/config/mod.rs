@@ -702,6 +702,13 @@ impl Cx<'_> {
             limits.fuel = Some(*f.get_ref());
         }
         if let Some(n) = &p.limits.max_outputs {
+            if *n.get_ref() == 0 {
+                return Err(self.err(
+                    &n.span(),
+                    key("limits.max_outputs"),
+                    "must be at least 1 (0 would refuse every output)",
+                ));
+            }
             limits.max_outputs = *n.get_ref();
         }
         if let Some(m) = &p.limits.max_output_bytes {
@@ -1283,6 +1290,18 @@ memory = "16MiB"
         assert!(e.message.contains("string"), "{e}");
         let e = parse("[kafka\nbrokers = 1").unwrap_err();
         assert_eq!(e.line, Some(1), "{e}");
+    }
+
+    #[test]
+    fn max_outputs_of_zero_is_refused_with_file_line_and_key() {
+        let text = GOOD.replace("memory = \"16MiB\"", "memory = \"16MiB\"\nmax_outputs = 0");
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.key, "pipeline[0].limits.max_outputs");
+        assert_eq!(e.line, Some(21), "{e}");
+        assert!(e.file.ends_with("weir.toml"), "{e}");
+        assert!(e.message.contains("at least 1"), "{e}");
+        let text = GOOD.replace("memory = \"16MiB\"", "memory = \"16MiB\"\nmax_outputs = 1");
+        assert_eq!(parse(&text).unwrap().pipelines[0].limits.max_outputs, 1);
     }
 
     #[test]
