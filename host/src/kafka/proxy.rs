@@ -18,7 +18,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::ClientConfig;
 use rdkafka::ClientContext;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, RebalanceProtocol,
@@ -29,6 +28,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientConfig, Offset};
 
 use crate::config::Kafka;
 
@@ -220,10 +220,26 @@ fn describe(r: &Rebalance<'_>) -> String {
     }
 }
 
+/// `orders[0]@5, orders[1], orders[2]@beginning`: a partition without an
+/// offset (an assignment before its first fetch) shows none.
 fn describe_tpl(tpl: &TopicPartitionList) -> String {
-    tpl.elements()
+    let elements = tpl.elements();
+    if elements.is_empty() {
+        return "nothing".into();
+    }
+    elements
         .iter()
-        .map(|e| format!("{}[{}]@{:?}", e.topic(), e.partition(), e.offset()))
+        .map(|e| {
+            let place = format!("{}[{}]", e.topic(), e.partition());
+            match e.offset() {
+                Offset::Offset(n) => format!("{place}@{n}"),
+                Offset::Invalid => place,
+                Offset::Beginning => format!("{place}@beginning"),
+                Offset::End => format!("{place}@end"),
+                Offset::Stored => format!("{place}@stored"),
+                Offset::OffsetTail(n) => format!("{place}@end-{n}"),
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -401,4 +417,30 @@ pub fn future_record<'a>(
     record.key = key;
     record.payload = value;
     record
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_show_their_offset_as_a_number_or_a_word() {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition("orders", 0);
+        for (partition, offset) in [
+            (1, Offset::Offset(5)),
+            (2, Offset::Beginning),
+            (3, Offset::End),
+            (4, Offset::Stored),
+            (5, Offset::OffsetTail(3)),
+        ] {
+            tpl.add_partition_offset("orders", partition, offset)
+                .unwrap();
+        }
+        assert_eq!(
+            describe_tpl(&tpl),
+            "orders[0], orders[1]@5, orders[2]@beginning, orders[3]@end, orders[4]@stored, orders[5]@end-3"
+        );
+        assert_eq!(describe_tpl(&TopicPartitionList::new()), "nothing");
+    }
 }
