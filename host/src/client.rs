@@ -25,6 +25,7 @@
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::Message as _;
@@ -70,10 +71,14 @@ pub enum ProduceError {
 }
 
 /// Sends one message at a time to one topic, validating each first.
+///
+/// The validator is shared with the blocking thread that calls it, never
+/// taken out: a send dropped while it validates (a timeout, a `select!`)
+/// leaves it in place, and the next send waits for that call to finish.
 pub struct Producer {
     proxy: ProducerProxy,
     topic: String,
-    validator: Option<Instance>,
+    validator: Option<Arc<Mutex<Instance>>>,
 }
 
 impl Producer {
@@ -91,14 +96,14 @@ impl Producer {
         Ok(Producer {
             proxy,
             topic: topic.into(),
-            validator,
+            validator: validator.map(|v| Arc::new(Mutex::new(v))),
         })
     }
 
     /// Validates `message`, then sends it and waits for the broker's
     /// acknowledgement; returns its partition and offset.
     pub async fn produce(&mut self, message: OutMessage) -> Result<(i32, i64), ProduceError> {
-        if let Some(mut validator) = self.validator.take() {
+        if let Some(validator) = &self.validator {
             let as_consumed = Message {
                 topic: self.topic.clone(),
                 partition: -1,
@@ -117,16 +122,22 @@ impl Producer {
             };
             // WASI's sync host calls block on tokio, which an async context
             // forbids: call from a blocking thread (any runtime flavour).
-            let (validator, outcome) = tokio::task::spawn_blocking(move || {
-                let outcome = validator.call(&as_consumed);
-                (validator, outcome)
+            let validator = Arc::clone(validator);
+            let called = tokio::task::spawn_blocking(move || {
+                // Poisoned: an earlier call panicked inside the instance;
+                // refuse rather than trust it or skip validation.
+                let mut validator = validator.lock().ok()?;
+                Some(validator.call(&as_consumed))
             })
             .await
             .map_err(|e| ProduceError::Rejected {
                 kind: "trap",
                 reason: e.to_string(),
             })?;
-            self.validator = Some(validator);
+            let outcome = called.ok_or_else(|| ProduceError::Rejected {
+                kind: "trap",
+                reason: "an earlier validation panicked: the validator is unusable".into(),
+            })?;
             match outcome {
                 Outcome::Accepted | Outcome::Outputs(_) => {}
                 Outcome::Invalid(reason) => {
