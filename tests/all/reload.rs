@@ -197,3 +197,47 @@ fn config_edits_add_remove_and_restart_only_the_pipelines_that_changed() {
     );
     assert_eq!(per_key.len(), 3100);
 }
+
+#[test]
+fn a_fuel_limit_added_while_running_is_rejected_naming_the_pipeline_and_the_key() {
+    let Setup {
+        kafka,
+        t,
+        config,
+        _dir,
+    } = setup_with(1, 0, fixtures::ECHO, &|_| vec![], "");
+    let original = std::fs::read_to_string(&config).unwrap();
+    let weir = WeirProcess::start(&config);
+    kafka.produce(&t.input, &messages(0..10, "1"));
+    kafka.consume(&[&t.output], 10, LONG, None);
+
+    // Started without any fuel limit, the engine meters none: the edit
+    // could only be accepted as a limit that bounds nothing.
+    edit(
+        &config,
+        &(original + "[pipeline.limits]\nfuel = 1000000\n"),
+        0,
+    );
+    wait_for_log(&weir, "config reload rejected", 1);
+    let log = weir.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("config reload rejected"))
+        .unwrap();
+    assert!(
+        line.contains("pipeline \"e2e\"") && line.contains("`limits.fuel`"),
+        "{line}"
+    );
+    assert!(
+        line.contains("the running pipelines stay as they are"),
+        "{line}"
+    );
+
+    // The pipeline runs on as it was.
+    kafka.produce(&t.input, &messages(10..20, "1"));
+    let out = kafka.consume(&[&t.output], 20, LONG, Some(IDLE));
+    weir.signal("TERM");
+    assert!(weir.wait(LONG).success());
+    assert_eq!(out.len(), 20);
+    assert!(!log.contains("pipeline settings changed"), "{log}");
+}

@@ -89,6 +89,12 @@ pub enum LoadError {
     InitRejected { plugin: String, reason: String },
     #[error("{plugin}: init failed: {reason}")]
     InitTrapped { plugin: String, reason: String },
+    #[error(
+        "{plugin}: `limits.fuel` is set, but this engine meters no fuel: weir turns metering on \
+         only when a pipeline sets `limits.fuel` at start, so a fuel limit added while running \
+         needs a restart of weir (a library user builds the runtime with `Runtime::with_fuel`)"
+    )]
+    FuelNotMetered { plugin: String },
 }
 
 /// What one call of a plugin came to.
@@ -434,6 +440,12 @@ impl Plugin {
         limits: &Limits,
         tags: LogTags,
     ) -> Result<Instance, LoadError> {
+        // A limit nothing enforces is worse than none: refuse it.
+        if limits.fuel.is_some() && !self.fuel {
+            return Err(LoadError::FuelNotMetered {
+                plugin: self.name.clone(),
+            });
+        }
         let mut instance = Instance {
             store: self.new_store(limits, tags.clone()),
             guest: None,
