@@ -241,3 +241,55 @@ fn a_fuel_limit_added_while_running_is_rejected_naming_the_pipeline_and_the_key(
     assert_eq!(out.len(), 20);
     assert!(!log.contains("pipeline settings changed"), "{log}");
 }
+
+#[test]
+fn an_edit_reverted_before_its_restart_happened_restarts_with_the_reverted_settings() {
+    let Setup {
+        kafka,
+        t,
+        config,
+        _dir,
+    } = setup_with(1, 0, fixtures::ECHO, &|_| vec![], "");
+    // Outputs linger 10 s in the producer, so a pipeline told to stop waits
+    // about that long for its in-flight acknowledgement: the time its
+    // restart is pending.
+    let original = std::fs::read_to_string(&config).unwrap().replace(
+        "[kafka.properties]\n",
+        "[kafka.properties]\n\"linger.ms\" = 10000\n",
+    );
+    std::fs::write(&config, &original).unwrap();
+    kafka.produce(&t.input, &messages(0..1, "2"));
+    let weir = WeirProcess::start(&config);
+    weir.wait_for_log("rebalance: assigned", LONG);
+    // k0 is consumed and its output lingers.
+    std::thread::sleep(Duration::from_secs(2));
+
+    edit(
+        &config,
+        &original.replace(fixtures::ECHO, fixtures::FAN_OUT),
+        0,
+    );
+    wait_for_log(&weir, "pipeline settings changed: restarting it", 1);
+    edit(&config, &original, 1);
+    wait_for_log(&weir, "restarted with its new settings", 1);
+    let log = weir.log_text();
+    assert!(
+        log.contains("changed while it was stopping"),
+        "the revert came while the restart was pending:\n{log}"
+    );
+    let restarted = log
+        .lines()
+        .find(|l| l.contains("restarted with its new settings"))
+        .unwrap();
+    assert!(restarted.contains("echo.wasm"), "{restarted}");
+
+    kafka.produce(&t.input, &messages(1..2, "2"));
+    let out = kafka.consume(&[&t.output], 2, LONG, Some(IDLE));
+    weir.signal("TERM");
+    assert!(weir.wait(LONG).success());
+    assert_eq!(
+        out.len(),
+        2,
+        "echo makes one output of each; fan-out would make two of k1"
+    );
+}
