@@ -11,7 +11,7 @@
 //! let broker = EmbeddedBroker::start(&["greetings"], 1).unwrap();
 //! let container = Container::new(weir::config::Kafka {
 //!     brokers: broker.bootstrap(),
-//!     properties: Default::default(),
+//!     ..Default::default()
 //! });
 //! let mut producer = container.producer("greetings", None).unwrap();
 //! producer.produce(OutMessage::value(r#"{"id": 1, "text": "Hello 1"}"#)).await.unwrap();
@@ -36,7 +36,9 @@ use rdkafka::{Offset, TopicPartitionList};
 use crate::cli::jsonl;
 use crate::config::Kafka;
 use crate::delivery::at_least_once::to_message;
-use crate::kafka::proxy::{ConsumerProxy, ProducerProxy, base_config, future_record};
+use crate::kafka::proxy::{
+    ConsumerProxy, ProducerProxy, consumer_config, future_record, producer_config,
+};
 use crate::plugin::{Instance, Message, Outcome, World};
 
 /// How long a send may wait for its acknowledgement.
@@ -214,12 +216,12 @@ impl Container {
     }
 
     pub fn producer_proxy(&self) -> ProducerProxy {
-        ProducerProxy::new(base_config(&self.kafka, &self.kafka.brokers))
+        ProducerProxy::new(producer_config(&self.kafka, &self.kafka.brokers))
     }
 
     pub fn consumer_proxy(&self, topic: &str, group: &str) -> ConsumerProxy {
         ConsumerProxy::new(
-            base_config(&self.kafka, &self.kafka.brokers),
+            consumer_config(&self.kafka, &self.kafka.brokers),
             group,
             vec![topic.to_string()],
             group,
@@ -247,7 +249,7 @@ pub async fn seed(
     default_topic: &str,
     records: &[jsonl::Record],
 ) -> anyhow::Result<HashMap<(String, i32), i64>> {
-    let proxy = ProducerProxy::new(base_config(kafka, bootstrap));
+    let proxy = ProducerProxy::new(producer_config(kafka, bootstrap));
     let producer = proxy.connect()?;
     let mut last = HashMap::new();
     for (i, r) in records.iter().enumerate() {
@@ -276,7 +278,7 @@ pub fn read_all(
     bootstrap: &str,
     topics: &[&str],
 ) -> anyhow::Result<BTreeMap<String, Vec<Message>>> {
-    let mut config = base_config(kafka, bootstrap);
+    let mut config = consumer_config(kafka, bootstrap);
     config
         .set("group.id", "weir-read-all")
         .set("enable.auto.commit", "false");
