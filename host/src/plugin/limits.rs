@@ -1,7 +1,7 @@
 //! Every bound the sandbox puts on a plugin, in one place: the defaults of
-//! `[pipeline.limits]`, the per-call deadline in epoch ticks, the memory and
-//! table limiter, the resource table's cap, the output caps and the length
-//! of a guest's log line.
+//! `[pipeline.limits]`, the per-call deadline in epoch ticks, the fuel a
+//! call gets, the memory and table limiter, the resource table's cap, the
+//! output caps and how much of a guest's stdout the host buffers.
 //!
 //! Invariants: a bound is enforced, not metered; breaking one is a typed
 //! error naming what was asked and what the limit is; arithmetic on a bound
@@ -49,6 +49,20 @@ pub const TABLE_ELEMENTS: usize = 1 << 20;
 /// Entries (WASI streams, pollables, …) one instance's resource table may
 /// hold at once; wasmtime's own default, made explicit.
 pub const RESOURCE_TABLE_ENTRIES: usize = 1_000_000;
+
+/// Fuel for `init` when the engine meters it: none counted, since `init`
+/// may compile a schema; its deadline (`init_timeout`) bounds it.
+pub const INIT_FUEL: u64 = u64::MAX;
+
+/// Fuel for one call: `limits.fuel`; without one the call is not counted
+/// (the engine meters fuel because another pipeline asked) and only its
+/// deadline bounds it.
+pub fn call_fuel(limit: Option<u64>) -> u64 {
+    limit.unwrap_or(u64::MAX)
+}
+
+/// How many bytes a guest may hand to one stdout or stderr write.
+pub const GUEST_WRITE_BYTES: usize = 64 << 10;
 
 /// What a guest writes to stdout or stderr is cut into lines; a line longer
 /// than this is cut too, so a guest that never writes a newline cannot make

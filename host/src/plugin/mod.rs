@@ -529,7 +529,7 @@ impl Instance {
         self.store
             .set_epoch_deadline(epoch_ticks(self.limits.init_timeout));
         if self.plugin.fuel {
-            let _ = self.store.set_fuel(u64::MAX);
+            let _ = self.store.set_fuel(limits::INIT_FUEL);
         }
         let instance = self
             .plugin
@@ -625,11 +625,11 @@ impl Instance {
 }
 
 impl Instance {
-    /// Fuel for the next call: `limit`, or all there is when none is set.
+    /// Fuel for the next call, when the engine meters it.
     fn refuel(&mut self, limit: Option<u64>) {
         if self.plugin.fuel {
             // Only fails when the engine does not meter fuel.
-            let _ = self.store.set_fuel(limit.unwrap_or(u64::MAX));
+            let _ = self.store.set_fuel(limits::call_fuel(limit));
         }
     }
 }
@@ -658,7 +658,7 @@ fn classify(e: &wasmtime::Error, limits: &Limits) -> Abort {
             kind: AbortKind::Fuel,
             reason: format!(
                 "the call burned all of its {} fuel",
-                limits.fuel.unwrap_or(u64::MAX)
+                limits::call_fuel(limits.fuel)
             ),
         };
     }
@@ -774,7 +774,7 @@ impl OutputStream for LineWriter {
     }
 
     fn check_write(&mut self) -> Result<usize, StreamError> {
-        Ok(64 << 10)
+        Ok(limits::GUEST_WRITE_BYTES)
     }
 }
 
