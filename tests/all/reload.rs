@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::fixtures;
 use crate::kafka::{Setup, setup_with};
+use crate::metrics::{free_port, get};
 use crate::support::{TempDir, WeirProcess};
 
 const LONG: Duration = Duration::from_secs(120);
@@ -253,16 +254,32 @@ fn an_edit_reverted_before_its_restart_happened_restarts_with_the_reverted_setti
     // Outputs linger 10 s in the producer, so a pipeline told to stop waits
     // about that long for its in-flight acknowledgement: the time its
     // restart is pending.
-    let original = std::fs::read_to_string(&config).unwrap().replace(
-        "[kafka.properties]\n",
-        "[kafka.properties]\n\"linger.ms\" = 10000\n",
-    );
+    let http = free_port();
+    let original = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(
+            "[kafka.properties]\n",
+            "[kafka.properties]\n\"linger.ms\" = 10000\n",
+        )
+        .replace(
+            "\n[[pipeline]]",
+            &format!("[http]\nlisten = \"127.0.0.1:{http}\"\n\n[[pipeline]]"),
+        );
     std::fs::write(&config, &original).unwrap();
     kafka.produce(&t.input, &messages(0..1, "2"));
     let weir = WeirProcess::start(&config);
-    weir.wait_for_log("rebalance: assigned", LONG);
     // k0 is consumed and its output lingers.
-    std::thread::sleep(Duration::from_secs(2));
+    let deadline = Instant::now() + LONG;
+    while !get(http, "/metrics")
+        .is_some_and(|(_, _, body)| body.contains("weir_in_flight{pipeline=\"e2e\"} 1\n"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "k0 never in flight:\n{}",
+            weir.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     edit(
         &config,
