@@ -50,12 +50,12 @@ pub const TABLE_ELEMENTS: usize = 1 << 20;
 /// hold at once; wasmtime's own default, made explicit.
 pub const RESOURCE_TABLE_ENTRIES: usize = 1_000_000;
 
-/// Fuel for `init` when the engine meters it: none counted, since `init`
-/// may compile a schema; its deadline (`init_timeout`) bounds it.
+/// Fuel for `init` when the engine meters it: all there is, since `init`
+/// may compile a schema; its deadline (`init_timeout`) bounds it instead.
 pub const INIT_FUEL: u64 = u64::MAX;
 
-/// Fuel for one call: `limits.fuel`; without one the call is not counted
-/// (the engine meters fuel because another pipeline asked) and only its
+/// Fuel for one call: `limits.fuel`; without one, all there is (the engine
+/// meters fuel because another pipeline asked) and only the call's
 /// deadline bounds it.
 pub fn call_fuel(limit: Option<u64>) -> u64 {
     limit.unwrap_or(u64::MAX)
