@@ -11,7 +11,7 @@
 //! let broker = EmbeddedBroker::start(&["greetings"], 1).unwrap();
 //! let container = Container::new(weir::config::Kafka {
 //!     brokers: broker.bootstrap(),
-//!     properties: Default::default(),
+//!     ..Default::default()
 //! });
 //! let mut producer = container.producer("greetings", None).unwrap();
 //! producer.produce(OutMessage::value(r#"{"id": 1, "text": "Hello 1"}"#)).await.unwrap();
@@ -25,6 +25,7 @@
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::Message as _;
@@ -35,7 +36,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use crate::cli::jsonl;
 use crate::config::Kafka;
 use crate::delivery::records::to_message;
-use crate::kafka::proxy::{ConsumerProxy, ProducerProxy, base_config};
+use crate::kafka::proxy::{ConsumerProxy, ProducerProxy, consumer_config, producer_config};
 use crate::kafka::record::future_record;
 use crate::plugin::{Instance, Message, Outcome, World};
 
@@ -71,10 +72,14 @@ pub enum ProduceError {
 }
 
 /// Sends one message at a time to one topic, validating each first.
+///
+/// The validator is shared with the blocking thread that calls it, never
+/// taken out: a send dropped while it validates (a timeout, a `select!`)
+/// leaves it in place, and the next send waits for that call to finish.
 pub struct Producer {
     proxy: ProducerProxy,
     topic: String,
-    validator: Option<Instance>,
+    validator: Option<Arc<Mutex<Instance>>>,
 }
 
 impl Producer {
@@ -92,14 +97,14 @@ impl Producer {
         Ok(Producer {
             proxy,
             topic: topic.into(),
-            validator,
+            validator: validator.map(|v| Arc::new(Mutex::new(v))),
         })
     }
 
     /// Validates `message`, then sends it and waits for the broker's
     /// acknowledgement; returns its partition and offset.
     pub async fn produce(&mut self, message: OutMessage) -> Result<(i32, i64), ProduceError> {
-        if let Some(mut validator) = self.validator.take() {
+        if let Some(validator) = &self.validator {
             let as_consumed = Message {
                 topic: self.topic.clone(),
                 partition: -1,
@@ -118,16 +123,22 @@ impl Producer {
             };
             // WASI's sync host calls block on tokio, which an async context
             // forbids: call from a blocking thread (any runtime flavour).
-            let (validator, outcome) = tokio::task::spawn_blocking(move || {
-                let outcome = validator.call(&as_consumed);
-                (validator, outcome)
+            let validator = Arc::clone(validator);
+            let called = tokio::task::spawn_blocking(move || {
+                // Poisoned: an earlier call panicked inside the instance;
+                // refuse rather than trust it or skip validation.
+                let mut validator = validator.lock().ok()?;
+                Some(validator.call(&as_consumed))
             })
             .await
             .map_err(|e| ProduceError::Rejected {
                 kind: "trap",
                 reason: e.to_string(),
             })?;
-            self.validator = Some(validator);
+            let outcome = called.ok_or_else(|| ProduceError::Rejected {
+                kind: "trap",
+                reason: "an earlier validation panicked: the validator is unusable".into(),
+            })?;
             match outcome {
                 Outcome::Accepted | Outcome::Outputs(_) => {}
                 Outcome::Invalid(reason) => {
@@ -204,12 +215,12 @@ impl Container {
     }
 
     pub fn producer_proxy(&self) -> ProducerProxy {
-        ProducerProxy::new(base_config(&self.kafka, &self.kafka.brokers))
+        ProducerProxy::new(producer_config(&self.kafka, &self.kafka.brokers))
     }
 
     pub fn consumer_proxy(&self, topic: &str, group: &str) -> ConsumerProxy {
         ConsumerProxy::new(
-            base_config(&self.kafka, &self.kafka.brokers),
+            consumer_config(&self.kafka, &self.kafka.brokers),
             group,
             vec![topic.to_string()],
             group,
@@ -237,7 +248,7 @@ pub async fn seed(
     default_topic: &str,
     records: &[jsonl::Record],
 ) -> anyhow::Result<HashMap<(String, i32), i64>> {
-    let proxy = ProducerProxy::new(base_config(kafka, bootstrap));
+    let proxy = ProducerProxy::new(producer_config(kafka, bootstrap));
     let producer = proxy.connect()?;
     let mut last = HashMap::new();
     for (i, r) in records.iter().enumerate() {
@@ -266,7 +277,7 @@ pub fn read_all(
     bootstrap: &str,
     topics: &[&str],
 ) -> anyhow::Result<BTreeMap<String, Vec<Message>>> {
-    let mut config = base_config(kafka, bootstrap);
+    let mut config = consumer_config(kafka, bootstrap);
     config
         .set("group.id", "weir-read-all")
         .set("enable.auto.commit", "false");

@@ -25,6 +25,8 @@ fn config_text() -> impl Strategy<Value = String> {
         Just("[pipeline.on_failure]".to_string()),
         Just("[pipeline.breaker]".to_string()),
         Just("[kafka.properties]".to_string()),
+        Just("[kafka.consumer]".to_string()),
+        Just("[kafka.producer]".to_string()),
         "(brokers|name|input|output|dead_letter|group|plugin|timeout|memory|fuel|retries|then|window|failures|routes|max_in_flight|shutdown_timeout) = (\"[a-z${}:@./-]{0,12}\"|[0-9]{1,20}|-1|true|\\[\\]|\\{\\})",
         "[ -~]{0,30}",
     ];

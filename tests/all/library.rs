@@ -7,7 +7,7 @@ use rdkafka::producer::Producer as _;
 use serde_json::json;
 use weir::client::{Container, OutMessage, ProduceError};
 use weir::config::{Kafka, Limits};
-use weir::kafka::proxy::{ProducerProxy, base_config};
+use weir::kafka::proxy::{ProducerProxy, producer_config};
 use weir::plugin::{LogTags, Runtime};
 
 use crate::broker::Broker;
@@ -19,14 +19,14 @@ const SCHEMA: &str = r#"{"type":"object","properties":{"id":{"type":"integer"},"
 fn kafka(broker: &Broker) -> Kafka {
     Kafka {
         brokers: broker.bootstrap.clone(),
-        properties: Default::default(),
+        ..Kafka::default()
     }
 }
 
 #[test]
 fn a_proxy_connects_on_first_use_keeps_the_connection_and_drops_it_on_disconnect() {
     let broker = Broker::shared();
-    let proxy = ProducerProxy::new(base_config(&kafka(&broker), &broker.bootstrap));
+    let proxy = ProducerProxy::new(producer_config(&kafka(&broker), &broker.bootstrap));
     assert!(!proxy.is_connected(), "nothing connects before first use");
     let first = proxy.connect().unwrap();
     assert!(proxy.is_connected());
@@ -123,10 +123,61 @@ fn a_transformer_is_refused_as_a_producers_validator() {
         .unwrap();
     let container = Container::new(Kafka {
         brokers: "127.0.0.1:1".into(),
-        properties: Default::default(),
+        ..Kafka::default()
     });
     assert!(matches!(
         container.producer("t", Some(echo)),
         Err(ProduceError::NotAValidator(_))
     ));
+}
+
+#[test]
+fn a_send_dropped_mid_validation_keeps_the_validator_for_the_next_one() {
+    let runtime = Runtime::new().unwrap();
+    let plugin = runtime.load(Path::new(fixtures::REJECT)).unwrap();
+    let reject = plugin
+        .instantiate(&[], &Limits::default(), LogTags::default())
+        .unwrap();
+    // Nothing listens there: a message that got past validation would wait
+    // for the send timeout instead of coming back rejected.
+    let container = Container::new(Kafka {
+        brokers: "127.0.0.1:1".into(),
+        ..Kafka::default()
+    });
+    let mut producer = container.producer("t", Some(reject)).unwrap();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        // One poll starts the validation, then the send is given up while
+        // the call runs. A call done within that poll is a send that ended
+        // (refused): try again.
+        let mut dropped = false;
+        for _ in 0..100 {
+            tokio::select! {
+                biased;
+                _ = producer.produce(OutMessage::value("first")) => {}
+                _ = std::future::ready(()) => {
+                    dropped = true;
+                    break;
+                }
+            }
+        }
+        assert!(dropped, "every validation ended within one poll");
+        for value in ["second", "third"] {
+            let sent = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                producer.produce(OutMessage::value(value)),
+            )
+            .await
+            .expect("refused at once, not sent");
+            assert!(
+                matches!(
+                    sent,
+                    Err(ProduceError::Rejected {
+                        kind: "invalid",
+                        ..
+                    })
+                ),
+                "{sent:?}"
+            );
+        }
+    });
 }

@@ -210,6 +210,35 @@ fn an_infinite_loop_hits_the_deadline() {
 }
 
 #[test]
+fn a_fuel_limit_on_an_engine_without_metering_is_refused_naming_the_key() {
+    // The shared runtime meters no fuel, as `weir run` when no pipeline
+    // set `limits.fuel` at start: the limit would silently bound nothing.
+    let plugin = load(fixtures::INFINITE_LOOP);
+    let limits = Limits {
+        fuel: Some(10_000_000),
+        timeout: Duration::from_secs(30),
+        ..Limits::default()
+    };
+    let err = plugin
+        .instantiate(&[], &limits, LogTags::default())
+        .unwrap_err();
+    assert!(matches!(err, LoadError::FuelNotMetered { .. }), "{err}");
+    assert!(err.to_string().contains("limits.fuel"), "{err}");
+    // With metering the same limit stops the loop.
+    let metered = Runtime::with_fuel().unwrap();
+    let mut v = metered
+        .load(Path::new(fixtures::INFINITE_LOOP))
+        .unwrap()
+        .instantiate(&[], &limits, LogTags::default())
+        .unwrap();
+    let outcome = call(&mut v, r#"{"value":"x"}"#);
+    assert!(
+        matches!(&outcome, Outcome::Aborted(a) if a.kind == AbortKind::Fuel),
+        "{outcome:?}"
+    );
+}
+
+#[test]
 fn a_slow_plugin_within_its_deadline_is_fine() {
     let mut v = instance(fixtures::SLOW, &[]);
     assert_eq!(call(&mut v, r#"{"value":"x"}"#), Outcome::Accepted);

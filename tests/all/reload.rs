@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::fixtures;
 use crate::kafka::{Setup, setup_with};
+use crate::metrics::{free_port, get};
 use crate::support::{TempDir, WeirProcess};
 
 const LONG: Duration = Duration::from_secs(120);
@@ -196,4 +197,116 @@ fn config_edits_add_remove_and_restart_only_the_pipelines_that_changed() {
         "every message of a once across its restart: {wrong:?}"
     );
     assert_eq!(per_key.len(), 3100);
+}
+
+#[test]
+fn a_fuel_limit_added_while_running_is_rejected_naming_the_pipeline_and_the_key() {
+    let Setup {
+        kafka,
+        t,
+        config,
+        _dir,
+    } = setup_with(1, 0, fixtures::ECHO, &|_| vec![], "");
+    let original = std::fs::read_to_string(&config).unwrap();
+    let weir = WeirProcess::start(&config);
+    kafka.produce(&t.input, &messages(0..10, "1"));
+    kafka.consume(&[&t.output], 10, LONG, None);
+
+    // Started without any fuel limit, the engine meters none: the edit
+    // could only be accepted as a limit that bounds nothing.
+    edit(
+        &config,
+        &(original + "[pipeline.limits]\nfuel = 1000000\n"),
+        0,
+    );
+    wait_for_log(&weir, "config reload rejected", 1);
+    let log = weir.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("config reload rejected"))
+        .unwrap();
+    assert!(
+        line.contains("pipeline \"e2e\"") && line.contains("`limits.fuel`"),
+        "{line}"
+    );
+    assert!(
+        line.contains("the running pipelines stay as they are"),
+        "{line}"
+    );
+
+    // The pipeline runs on as it was.
+    kafka.produce(&t.input, &messages(10..20, "1"));
+    let out = kafka.consume(&[&t.output], 20, LONG, Some(IDLE));
+    weir.signal("TERM");
+    assert!(weir.wait(LONG).success());
+    assert_eq!(out.len(), 20);
+    assert!(!log.contains("pipeline settings changed"), "{log}");
+}
+
+#[test]
+fn an_edit_reverted_before_its_restart_happened_restarts_with_the_reverted_settings() {
+    let Setup {
+        kafka,
+        t,
+        config,
+        _dir,
+    } = setup_with(1, 0, fixtures::ECHO, &|_| vec![], "");
+    // Outputs linger 10 s in the producer, so a pipeline told to stop waits
+    // about that long for its in-flight acknowledgement: the time its
+    // restart is pending.
+    let http = free_port();
+    let original = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(
+            "[kafka.properties]\n",
+            "[kafka.properties]\n\"linger.ms\" = 10000\n",
+        )
+        .replace(
+            "\n[[pipeline]]",
+            &format!("[http]\nlisten = \"127.0.0.1:{http}\"\n\n[[pipeline]]"),
+        );
+    std::fs::write(&config, &original).unwrap();
+    kafka.produce(&t.input, &messages(0..1, "2"));
+    let weir = WeirProcess::start(&config);
+    // k0 is consumed and its output lingers.
+    let deadline = Instant::now() + LONG;
+    while !get(http, "/metrics")
+        .is_some_and(|(_, _, body)| body.contains("weir_in_flight{pipeline=\"e2e\"} 1\n"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "k0 never in flight:\n{}",
+            weir.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    edit(
+        &config,
+        &original.replace(fixtures::ECHO, fixtures::FAN_OUT),
+        0,
+    );
+    wait_for_log(&weir, "pipeline settings changed: restarting it", 1);
+    edit(&config, &original, 1);
+    wait_for_log(&weir, "restarted with its new settings", 1);
+    let log = weir.log_text();
+    assert!(
+        log.contains("changed while it was stopping"),
+        "the revert came while the restart was pending:\n{log}"
+    );
+    let restarted = log
+        .lines()
+        .find(|l| l.contains("restarted with its new settings"))
+        .unwrap();
+    assert!(restarted.contains("echo.wasm"), "{restarted}");
+
+    kafka.produce(&t.input, &messages(1..2, "2"));
+    let out = kafka.consume(&[&t.output], 2, LONG, Some(IDLE));
+    weir.signal("TERM");
+    assert!(weir.wait(LONG).success());
+    assert_eq!(
+        out.len(),
+        2,
+        "echo makes one output of each; fan-out would make two of k1"
+    );
 }

@@ -349,6 +349,12 @@ impl Check {
         for (k, v) in config.kafka.shown_properties() {
             println!("  {k} = {v}");
         }
+        for (k, v) in config.kafka.shown_consumer_properties() {
+            println!("  consumer: {k} = {v}");
+        }
+        for (k, v) in config.kafka.shown_producer_properties() {
+            println!("  producer: {k} = {v}");
+        }
         for (p, plugin) in config.pipelines.iter().zip(plugins) {
             let tags = LogTags {
                 pipeline: p.name.clone(),

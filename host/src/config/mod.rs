@@ -86,12 +86,20 @@ impl Default for TopicSetup {
 }
 
 /// Where Kafka is and how to talk to it. Its `Debug` hides secrets.
-#[derive(Clone, PartialEq)]
+///
+/// Every client gets `properties`; consumers then get `consumer` and
+/// producers `producer`, which win over `properties` (`kafka::proxy`'s
+/// `consumer_config` and `producer_config` apply them).
+#[derive(Clone, PartialEq, Default)]
 pub struct Kafka {
     /// `host:port,…`, or [`EMBEDDED`].
     pub brokers: String,
-    /// librdkafka properties passed through untouched.
+    /// librdkafka properties passed through untouched, to every client.
     pub properties: BTreeMap<String, String>,
+    /// librdkafka properties for the consumers only (`[kafka.consumer]`).
+    pub consumer: BTreeMap<String, String>,
+    /// librdkafka properties for the producers only (`[kafka.producer]`).
+    pub producer: BTreeMap<String, String>,
 }
 
 impl Kafka {
@@ -101,20 +109,34 @@ impl Kafka {
 
     /// The properties as they may be shown: secrets replaced by `<redacted>`.
     pub fn shown_properties(&self) -> BTreeMap<&str, &str> {
-        self.properties
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str(),
-                    if is_secret(k) {
-                        "<redacted>"
-                    } else {
-                        v.as_str()
-                    },
-                )
-            })
-            .collect()
+        shown(&self.properties)
     }
+
+    /// `[kafka.consumer]` as it may be shown.
+    pub fn shown_consumer_properties(&self) -> BTreeMap<&str, &str> {
+        shown(&self.consumer)
+    }
+
+    /// `[kafka.producer]` as it may be shown.
+    pub fn shown_producer_properties(&self) -> BTreeMap<&str, &str> {
+        shown(&self.producer)
+    }
+}
+
+fn shown(properties: &BTreeMap<String, String>) -> BTreeMap<&str, &str> {
+    properties
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str(),
+                if is_secret(k) {
+                    "<redacted>"
+                } else {
+                    v.as_str()
+                },
+            )
+        })
+        .collect()
 }
 
 impl fmt::Debug for Kafka {
@@ -122,6 +144,8 @@ impl fmt::Debug for Kafka {
         f.debug_struct("Kafka")
             .field("brokers", &self.brokers)
             .field("properties", &self.shown_properties())
+            .field("consumer", &self.shown_consumer_properties())
+            .field("producer", &self.shown_producer_properties())
             .finish()
     }
 }
@@ -175,7 +199,7 @@ impl Pipeline {
     }
 }
 
-/// Hard bounds on one plugin call.
+/// Hard bounds on one plugin call; `plugin::limits` enforces them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     /// Wall-clock deadline for one `validate`/`transform` call.
@@ -192,15 +216,17 @@ pub struct Limits {
     pub max_output_bytes: u64,
 }
 
+/// The sandbox's own defaults (`plugin::limits::defaults`).
 impl Default for Limits {
     fn default() -> Self {
+        use crate::plugin::limits::defaults;
         Limits {
-            timeout: Duration::from_millis(100),
-            init_timeout: Duration::from_secs(5),
-            memory: 64 << 20,
-            fuel: None,
-            max_outputs: 1000,
-            max_output_bytes: 16 << 20,
+            timeout: defaults::TIMEOUT,
+            init_timeout: defaults::INIT_TIMEOUT,
+            memory: defaults::MEMORY,
+            fuel: defaults::FUEL,
+            max_outputs: defaults::MAX_OUTPUTS,
+            max_output_bytes: defaults::MAX_OUTPUT_BYTES,
         }
     }
 }
@@ -333,9 +359,15 @@ struct RawConfig {
 struct RawKafka {
     /// Comma-separated `host:port` list, or "embedded".
     brokers: Spanned<String>,
-    /// Any librdkafka property.
+    /// Any librdkafka property, for every client.
     #[serde(default)]
     properties: BTreeMap<String, Spanned<toml::Value>>,
+    /// librdkafka properties for the consumers only, after `properties`.
+    #[serde(default)]
+    consumer: BTreeMap<String, Spanned<toml::Value>>,
+    /// librdkafka properties for the producers only, after `properties`.
+    #[serde(default)]
+    producer: BTreeMap<String, Spanned<toml::Value>>,
     /// TLS and SASL, mapped onto librdkafka's properties.
     security: Option<RawSecurity>,
 }
@@ -550,13 +582,17 @@ impl Cx<'_> {
 
     fn build(&self, raw: RawConfig) -> Result<Config, ConfigError> {
         let brokers = self.string(&raw.kafka.brokers, "kafka.brokers")?;
-        let mut properties = BTreeMap::new();
-        for (name, value) in &raw.kafka.properties {
-            let key = format!("kafka.properties.\"{name}\"");
-            properties.insert(name.clone(), self.scalar(value, &key)?);
-        }
+        let properties = self.properties(&raw.kafka.properties, "kafka.properties")?;
+        let consumer = self.properties(&raw.kafka.consumer, "kafka.consumer")?;
+        let producer = self.properties(&raw.kafka.producer, "kafka.producer")?;
+        let mut kafka = Kafka {
+            brokers,
+            properties,
+            consumer,
+            producer,
+        };
         if let Some(security) = &raw.kafka.security {
-            self.security(security, &mut properties)?;
+            self.security(security, &mut kafka)?;
         }
         let http = match &raw.http {
             Some(h) => {
@@ -600,13 +636,24 @@ impl Cx<'_> {
         Ok(Config {
             path: self.path.to_path_buf(),
             shutdown_timeout,
-            kafka: Kafka {
-                brokers,
-                properties,
-            },
+            kafka,
             pipelines,
             http,
         })
+    }
+
+    /// A table of raw librdkafka properties, its values as text.
+    fn properties(
+        &self,
+        raw: &BTreeMap<String, Spanned<toml::Value>>,
+        table: &str,
+    ) -> Result<BTreeMap<String, String>, ConfigError> {
+        let mut properties = BTreeMap::new();
+        for (name, value) in raw {
+            let key = format!("{table}.\"{name}\"");
+            properties.insert(name.clone(), self.scalar(value, &key)?);
+        }
+        Ok(properties)
     }
 
     fn pipeline(&self, i: usize, p: &RawPipeline) -> Result<Pipeline, ConfigError> {
@@ -700,6 +747,13 @@ impl Cx<'_> {
             limits.fuel = Some(*f.get_ref());
         }
         if let Some(n) = &p.limits.max_outputs {
+            if *n.get_ref() == 0 {
+                return Err(self.err(
+                    &n.span(),
+                    key("limits.max_outputs"),
+                    "must be at least 1 (0 would refuse every output)",
+                ));
+            }
             limits.max_outputs = *n.get_ref();
         }
         if let Some(m) = &p.limits.max_output_bytes {
@@ -873,12 +927,9 @@ impl Cx<'_> {
     }
 
     /// Maps `[kafka.security]` onto librdkafka's properties; a property also
-    /// set by hand to something else is refused rather than silently won.
-    fn security(
-        &self,
-        s: &RawSecurity,
-        properties: &mut BTreeMap<String, String>,
-    ) -> Result<(), ConfigError> {
+    /// set by hand (in any of the property tables) to something else is
+    /// refused rather than silently won.
+    fn security(&self, s: &RawSecurity, kafka: &mut Kafka) -> Result<(), ConfigError> {
         let protocol = self.string(&s.protocol, "kafka.security.protocol")?;
         let (sasl, tls) = match protocol.as_str() {
             "plaintext" => (false, false),
@@ -981,8 +1032,14 @@ impl Cx<'_> {
             protocol.clone(),
         ));
         for (property, v, key, text) in mapped {
-            match properties.get(property) {
-                Some(set) if *set != text => {
+            for (table, set) in [
+                ("kafka.properties", &kafka.properties),
+                ("kafka.consumer", &kafka.consumer),
+                ("kafka.producer", &kafka.producer),
+            ] {
+                if let Some(set) = set.get(property)
+                    && *set != text
+                {
                     let shown = if is_secret(property) {
                         "<redacted>"
                     } else {
@@ -992,14 +1049,12 @@ impl Cx<'_> {
                         &v.span(),
                         key,
                         format!(
-                            "kafka.properties.\"{property}\" is also set (to {shown:?}): set it in one place"
+                            "{table}.\"{property}\" is also set (to {shown:?}): set it in one place"
                         ),
                     ));
                 }
-                _ => {
-                    properties.insert(property.to_string(), text);
-                }
             }
+            kafka.properties.insert(property.to_string(), text);
         }
         Ok(())
     }
@@ -1271,6 +1326,52 @@ memory = "16MiB"
     }
 
     #[test]
+    fn consumer_and_producer_tables_reach_their_side_only_and_hide_secrets() {
+        let tables = "\"linger.ms\" = 5\n[kafka.consumer]\n\"fetch.wait.max.ms\" = 50\n\
+                      \"client.id\" = \"weir-in\"\n[kafka.producer]\n\"compression.type\" = \"lz4\"\n\
+                      \"sasl.password\" = \"hunter2\"";
+        let text = GOOD.replace("\"linger.ms\" = 5", tables);
+        let k = parse(&text).unwrap().kafka;
+        assert_eq!(k.consumer["fetch.wait.max.ms"], "50");
+        assert_eq!(k.consumer["client.id"], "weir-in");
+        assert_eq!(k.properties["client.id"], "from-env");
+        assert_eq!(k.producer["compression.type"], "lz4");
+        assert!(!k.properties.contains_key("fetch.wait.max.ms"));
+        assert!(!k.producer.contains_key("fetch.wait.max.ms"));
+        assert_eq!(k.producer["sasl.password"], "hunter2", "passed through");
+        let shown = format!("{k:?}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("<redacted>"),
+            "{shown}"
+        );
+        assert_eq!(k.shown_producer_properties()["sasl.password"], "<redacted>");
+
+        let e = parse(&text.replace("[kafka.producer]", "[kafka.producers]")).unwrap_err();
+        assert!(e.to_string().contains("producers"), "{e}");
+        let e = parse(&text.replace("= 50", "= { ms = 50 }")).unwrap_err();
+        assert_eq!(e.key, "kafka.consumer.\"fetch.wait.max.ms\"");
+        assert_eq!(e.line, Some(8), "{e}");
+        let e = parse(&text.replace("\"lz4\"", "\"${UNSET}\"")).unwrap_err();
+        assert_eq!(e.key, "kafka.producer.\"compression.type\"");
+        assert_eq!(e.line, Some(11), "{e}");
+    }
+
+    #[test]
+    fn security_set_again_in_a_side_table_is_refused() {
+        let text = GOOD.replace(
+            "\"linger.ms\" = 5",
+            "\"linger.ms\" = 5\n[kafka.security]\nprotocol = \"plaintext\"\n\
+             [kafka.consumer]\n\"security.protocol\" = \"ssl\"",
+        );
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.key, "kafka.security.protocol");
+        assert!(
+            e.message.contains("kafka.consumer.\"security.protocol\""),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn a_missing_dead_letter_topic_and_wrong_types_are_named() {
         let e = parse(&GOOD.replace("dead_letter = \"orders.invalid\"\n", "")).unwrap_err();
         assert!(e.message.contains("dead_letter"), "{e}");
@@ -1280,6 +1381,18 @@ memory = "16MiB"
         assert!(e.message.contains("string"), "{e}");
         let e = parse("[kafka\nbrokers = 1").unwrap_err();
         assert_eq!(e.line, Some(1), "{e}");
+    }
+
+    #[test]
+    fn max_outputs_of_zero_is_refused_with_file_line_and_key() {
+        let text = GOOD.replace("memory = \"16MiB\"", "memory = \"16MiB\"\nmax_outputs = 0");
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.key, "pipeline[0].limits.max_outputs");
+        assert_eq!(e.line, Some(21), "{e}");
+        assert!(e.file.ends_with("weir.toml"), "{e}");
+        assert!(e.message.contains("at least 1"), "{e}");
+        let text = GOOD.replace("memory = \"16MiB\"", "memory = \"16MiB\"\nmax_outputs = 1");
+        assert_eq!(parse(&text).unwrap().pipelines[0].limits.max_outputs, 1);
     }
 
     #[test]

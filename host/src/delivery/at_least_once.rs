@@ -41,7 +41,8 @@ use crate::delivery::intake::{CONSUME_BACKOFF, Drain, Intake, StopAt, sleep_or_s
 use crate::delivery::step::{self, Fate, Handled, Refused, Step, Stepper, Waited, Waiter, refused};
 use crate::delivery::window::{Seq, Window};
 use crate::kafka::proxy::{
-    ConsumerProxy, ProducerProxy, WeirConsumer, WeirProducer, base_config, finish_revoke,
+    ConsumerProxy, ProducerProxy, WeirConsumer, WeirProducer, consumer_config, finish_revoke,
+    producer_config,
 };
 use crate::kafka::record::permanent_refusal;
 use crate::ops::metrics::{PipelineHandle, Stats};
@@ -105,10 +106,13 @@ pub async fn run(
 ) -> anyhow::Result<Stats> {
     let name = spec.name.clone();
     let plugin = Arc::clone(instance.plugin());
-    let base = base_config(&kafka, &bootstrap);
-    let consumer_proxy =
-        ConsumerProxy::new(base.clone(), &spec.group, vec![spec.input.clone()], &name);
-    let producer_proxy = ProducerProxy::named(base, &name);
+    let consumer_proxy = ConsumerProxy::new(
+        consumer_config(&kafka, &bootstrap),
+        &spec.group,
+        vec![spec.input.clone()],
+        &name,
+    );
+    let producer_proxy = ProducerProxy::named(producer_config(&kafka, &bootstrap), &name);
     let consumer = consumer_proxy
         .connect()
         .with_context(|| format!("pipeline {name:?}: cannot create the consumer"))?;

@@ -156,8 +156,7 @@ pub async fn run(
     swaps: Option<UnboundedReceiver<Instance>>,
 ) -> anyhow::Result<Stats> {
     let name = spec.name.clone();
-    let base = crate::kafka::proxy::base_config(&kafka, &bootstrap);
-    let mut consumer_config = base.clone();
+    let mut consumer_config = crate::kafka::proxy::consumer_config(&kafka, &bootstrap);
     // Progress is committed only through transactions.
     consumer_config.set("enable.auto.commit", "false");
     consumer_config.set("isolation.level", "read_committed");
@@ -166,7 +165,8 @@ pub async fn run(
         Some(id) => (id, None),
         None => default_transactional_id(&spec),
     };
-    let mut producer_config: ClientConfig = base;
+    let mut producer_config: ClientConfig =
+        crate::kafka::proxy::producer_config(&kafka, &bootstrap);
     producer_config.set("transactional.id", &txn_id);
     let consumer_proxy = ConsumerProxy::new(
         consumer_config,

@@ -18,7 +18,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::ClientConfig;
 use rdkafka::ClientContext;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, RebalanceProtocol,
@@ -28,6 +27,7 @@ use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::producer::{FutureProducer, Producer as _};
 use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientConfig, Offset};
 
 use crate::config::Kafka;
 
@@ -222,10 +222,26 @@ fn describe(r: &Rebalance<'_>) -> String {
     }
 }
 
+/// `orders[0]@5, orders[1], orders[2]@beginning`: a partition without an
+/// offset (an assignment before its first fetch) shows none.
 fn describe_tpl(tpl: &TopicPartitionList) -> String {
-    tpl.elements()
+    let elements = tpl.elements();
+    if elements.is_empty() {
+        return "nothing".into();
+    }
+    elements
         .iter()
-        .map(|e| format!("{}[{}]@{:?}", e.topic(), e.partition(), e.offset()))
+        .map(|e| {
+            let place = format!("{}[{}]", e.topic(), e.partition());
+            match e.offset() {
+                Offset::Offset(n) => format!("{place}@{n}"),
+                Offset::Invalid => place,
+                Offset::Beginning => format!("{place}@beginning"),
+                Offset::End => format!("{place}@end"),
+                Offset::Stored => format!("{place}@stored"),
+                Offset::OffsetTail(n) => format!("{place}@end-{n}"),
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -236,11 +252,33 @@ pub type WeirConsumer = StreamConsumer<LoggingContext>;
 /// The producer type every weir producer is.
 pub type WeirProducer = FutureProducer<LoggingContext>;
 
-/// Settings common to both entities: brokers, then the user's properties.
+/// Settings every client shares: brokers, then `[kafka.properties]`. What
+/// an admin client gets; a consumer takes [`consumer_config`], a producer
+/// [`producer_config`].
 pub fn base_config(kafka: &Kafka, bootstrap: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", bootstrap);
     for (k, v) in &kafka.properties {
+        c.set(k, v);
+    }
+    c
+}
+
+/// A consumer's settings: [`base_config`], then `[kafka.consumer]`, which
+/// wins; the producers never see it.
+pub fn consumer_config(kafka: &Kafka, bootstrap: &str) -> ClientConfig {
+    let mut c = base_config(kafka, bootstrap);
+    for (k, v) in &kafka.consumer {
+        c.set(k, v);
+    }
+    c
+}
+
+/// A producer's settings: [`base_config`], then `[kafka.producer]`, which
+/// wins; the consumers never see it.
+pub fn producer_config(kafka: &Kafka, bootstrap: &str) -> ClientConfig {
+    let mut c = base_config(kafka, bootstrap);
+    for (k, v) in &kafka.producer {
         c.set(k, v);
     }
     c
@@ -260,7 +298,7 @@ pub struct ProducerProxy {
 }
 
 impl ProducerProxy {
-    /// `config` as from [`base_config`]; acks default to all.
+    /// `config` as from [`producer_config`]; acks default to all.
     pub fn new(config: ClientConfig) -> Self {
         ProducerProxy::named(config, "weir")
     }
@@ -320,8 +358,9 @@ pub struct ConsumerProxy {
 }
 
 impl ConsumerProxy {
-    /// At-least-once defaults: offsets are stored by weir after delivery
-    /// and committed in the background and on disconnect.
+    /// `config` as from [`consumer_config`], with at-least-once defaults:
+    /// offsets are stored by weir after delivery and committed in the
+    /// background and on disconnect.
     pub fn new(mut config: ClientConfig, group: &str, topics: Vec<String>, owner: &str) -> Self {
         config.set("group.id", group);
         config.set("enable.auto.offset.store", "false");
@@ -382,5 +421,62 @@ impl ConsumerProxy {
         };
         consumer.unsubscribe();
         committed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_show_their_offset_as_a_number_or_a_word() {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition("orders", 0);
+        for (partition, offset) in [
+            (1, Offset::Offset(5)),
+            (2, Offset::Beginning),
+            (3, Offset::End),
+            (4, Offset::Stored),
+            (5, Offset::OffsetTail(3)),
+        ] {
+            tpl.add_partition_offset("orders", partition, offset)
+                .unwrap();
+        }
+        assert_eq!(
+            describe_tpl(&tpl),
+            "orders[0], orders[1]@5, orders[2]@beginning, orders[3]@end, orders[4]@stored, orders[5]@end-3"
+        );
+        assert_eq!(describe_tpl(&TopicPartitionList::new()), "nothing");
+    }
+
+    #[test]
+    fn each_side_gets_its_own_table_after_the_shared_one() {
+        let table = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let kafka = Kafka {
+            brokers: "127.0.0.1:9092".into(),
+            properties: table(&[("client.id", "weir"), ("socket.timeout.ms", "10000")]),
+            consumer: table(&[("fetch.wait.max.ms", "50"), ("client.id", "weir-in")]),
+            producer: table(&[("linger.ms", "20")]),
+        };
+        let consumer = consumer_config(&kafka, "b:1");
+        let producer = producer_config(&kafka, "b:1");
+        for c in [&consumer, &producer] {
+            assert_eq!(c.get("bootstrap.servers"), Some("b:1"));
+            assert_eq!(c.get("socket.timeout.ms"), Some("10000"));
+        }
+        assert_eq!(consumer.get("fetch.wait.max.ms"), Some("50"));
+        assert_eq!(consumer.get("client.id"), Some("weir-in"), "the side wins");
+        assert_eq!(consumer.get("linger.ms"), None);
+        assert_eq!(producer.get("linger.ms"), Some("20"));
+        assert_eq!(producer.get("client.id"), Some("weir"));
+        assert_eq!(producer.get("fetch.wait.max.ms"), None);
+        let base = base_config(&kafka, "b:1");
+        assert_eq!(base.get("fetch.wait.max.ms"), None);
+        assert_eq!(base.get("linger.ms"), None);
     }
 }

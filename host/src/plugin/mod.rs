@@ -12,6 +12,7 @@
 //! environment, no arguments, no sockets, an empty stdin. Their stdout,
 //! stderr and `log` calls become host log lines tagged with pipeline and plugin.
 
+pub mod limits;
 pub mod producers;
 
 use std::fmt;
@@ -26,6 +27,8 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::config::Limits;
+use crate::plugin::limits::{EPOCH_TICK, GUEST_LINE_BYTES, StoreLimiter, epoch_ticks};
+pub use crate::plugin::limits::{MemoryLimitExceeded, OutputLimitExceeded};
 use crate::plugin::producers::Producers;
 
 mod bindings {
@@ -47,9 +50,6 @@ mod bindings {
 use bindings::exports::weir::plugin::{transformer, validator};
 pub use bindings::weir::plugin::log::Level;
 pub use bindings::weir::plugin::types::{Error as PluginReject, Header, Message, Output};
-
-/// How often the epoch advances; a deadline is rounded up to it.
-const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// Which of the two worlds a component implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +89,12 @@ pub enum LoadError {
     InitRejected { plugin: String, reason: String },
     #[error("{plugin}: init failed: {reason}")]
     InitTrapped { plugin: String, reason: String },
+    #[error(
+        "{plugin}: `limits.fuel` is set, but this engine meters no fuel: weir turns metering on \
+         only when a pipeline sets `limits.fuel` at start, so a fuel limit added while running \
+         needs a restart of weir (a library user builds the runtime with `Runtime::with_fuel`)"
+    )]
+    FuelNotMetered { plugin: String },
 }
 
 /// What one call of a plugin came to.
@@ -132,17 +138,6 @@ impl AbortKind {
             AbortKind::OutputLimit => "output-limit",
         }
     }
-}
-
-/// A memory grow the limiter refused.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "memory limit: the plugin asked to grow its memory from {current} to {requested} bytes; the limit is {max}"
-)]
-pub struct MemoryLimitExceeded {
-    pub current: usize,
-    pub requested: usize,
-    pub max: usize,
 }
 
 /// One line a plugin wrote, through `log` or stdout/stderr.
@@ -445,6 +440,12 @@ impl Plugin {
         limits: &Limits,
         tags: LogTags,
     ) -> Result<Instance, LoadError> {
+        // A limit nothing enforces is worse than none: refuse it.
+        if limits.fuel.is_some() && !self.fuel {
+            return Err(LoadError::FuelNotMetered {
+                plugin: self.name.clone(),
+            });
+        }
         let mut instance = Instance {
             store: self.new_store(limits, tags.clone()),
             guest: None,
@@ -473,12 +474,12 @@ impl Plugin {
         .allow_ip_name_lookup(false);
         let state = HostState {
             wasi: wasi.build(),
-            table: ResourceTable::new(),
-            memory_max: usize::try_from(limits.memory).unwrap_or(usize::MAX),
+            table: limits::resource_table(),
+            limiter: StoreLimiter::new(limits.memory),
             tags,
         };
         let mut store = Store::new(self.pre.engine(), state);
-        store.limiter(|s| s as &mut dyn ResourceLimiter);
+        store.limiter(|s| &mut s.limiter as &mut dyn ResourceLimiter);
         store
     }
 }
@@ -526,9 +527,9 @@ impl Instance {
         };
         // Start functions run during instantiation: they fall under init's deadline.
         self.store
-            .set_epoch_deadline(ticks(self.limits.init_timeout));
+            .set_epoch_deadline(epoch_ticks(self.limits.init_timeout));
         if self.plugin.fuel {
-            let _ = self.store.set_fuel(u64::MAX);
+            let _ = self.store.set_fuel(limits::INIT_FUEL);
         }
         let instance = self
             .plugin
@@ -582,7 +583,8 @@ impl Instance {
         {
             return Outcome::Failed(format!("the plugin could not be restarted: {e}"));
         }
-        self.store.set_epoch_deadline(ticks(self.limits.timeout));
+        self.store
+            .set_epoch_deadline(epoch_ticks(self.limits.timeout));
         self.refuel(self.limits.fuel);
         let result = match self.guest.as_ref() {
             Some(Guest::Validator(g)) => g
@@ -623,54 +625,19 @@ impl Instance {
 }
 
 impl Instance {
-    /// Fuel for the next call: `limit`, or all there is when none is set.
+    /// Fuel for the next call, when the engine meters it.
     fn refuel(&mut self, limit: Option<u64>) {
         if self.plugin.fuel {
             // Only fails when the engine does not meter fuel.
-            let _ = self.store.set_fuel(limit.unwrap_or(u64::MAX));
+            let _ = self.store.set_fuel(limits::call_fuel(limit));
         }
     }
 }
 
 /// A transformer's outputs, or the limit they break as an error.
 fn check_outputs(outputs: Vec<Output>, limits: &Limits) -> wasmtime::Result<Outcome> {
-    if outputs.len() > limits.max_outputs {
-        return Err(OutputLimitExceeded(format!(
-            "the plugin returned {} outputs; the limit is {}",
-            outputs.len(),
-            limits.max_outputs
-        ))
-        .into());
-    }
-    let bytes: u64 = outputs
-        .iter()
-        .map(|o| {
-            let len = |b: &Option<Vec<u8>>| b.as_ref().map_or(0, Vec::len) as u64;
-            len(&o.key)
-                + len(&o.value)
-                + o.headers
-                    .iter()
-                    .map(|h| h.key.len() as u64 + len(&h.value))
-                    .sum::<u64>()
-        })
-        .sum();
-    if bytes > limits.max_output_bytes {
-        return Err(OutputLimitExceeded(format!(
-            "the plugin's outputs hold {bytes} bytes; the limit is {}",
-            limits.max_output_bytes
-        ))
-        .into());
-    }
+    limits::check_outputs(&outputs, limits.max_outputs, limits.max_output_bytes)?;
     Ok(Outcome::Outputs(outputs))
-}
-
-/// Outputs past `max_outputs` or `max_output_bytes`.
-#[derive(Debug, thiserror::Error)]
-#[error("output limit: {0}")]
-pub struct OutputLimitExceeded(String);
-
-fn ticks(d: Duration) -> u64 {
-    (d.as_micros().div_ceil(EPOCH_TICK.as_micros()) as u64).max(1) + 1
 }
 
 fn classify(e: &wasmtime::Error, limits: &Limits) -> Abort {
@@ -691,7 +658,7 @@ fn classify(e: &wasmtime::Error, limits: &Limits) -> Abort {
             kind: AbortKind::Fuel,
             reason: format!(
                 "the call burned all of its {} fuel",
-                limits.fuel.unwrap_or(u64::MAX)
+                limits::call_fuel(limits.fuel)
             ),
         };
     }
@@ -710,7 +677,7 @@ fn classify(e: &wasmtime::Error, limits: &Limits) -> Abort {
 struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    memory_max: usize,
+    limiter: StoreLimiter,
     tags: LogTags,
 }
 
@@ -738,34 +705,6 @@ impl bindings::weir::plugin::log::Host for HostState {
 
 impl bindings::weir::plugin::types::Host for HostState {}
 
-impl ResourceLimiter for HostState {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        _max: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if desired > self.memory_max {
-            return Err(MemoryLimitExceeded {
-                current,
-                requested: desired,
-                max: self.memory_max,
-            }
-            .into());
-        }
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _max: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(desired <= 1 << 20)
-    }
-}
-
 /// A guest's stdout or stderr, turned into log lines.
 struct GuestOutput {
     tags: LogTags,
@@ -791,9 +730,6 @@ impl StdoutStream for GuestOutput {
         Box::new(tokio::io::sink())
     }
 }
-
-/// Cuts what a guest writes into lines; a line longer than this is cut too.
-const MAX_LINE: usize = 8 << 10;
 
 struct LineWriter {
     tags: LogTags,
@@ -825,7 +761,7 @@ impl OutputStream for LineWriter {
                 self.emit_pending();
             } else {
                 self.pending.push(b);
-                if self.pending.len() >= MAX_LINE {
+                if self.pending.len() >= GUEST_LINE_BYTES {
                     self.emit_pending();
                 }
             }
@@ -838,7 +774,7 @@ impl OutputStream for LineWriter {
     }
 
     fn check_write(&mut self) -> Result<usize, StreamError> {
-        Ok(64 << 10)
+        Ok(limits::GUEST_WRITE_BYTES)
     }
 }
 

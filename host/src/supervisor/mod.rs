@@ -1,8 +1,8 @@
 //! Runs the pipelines of a config and keeps them matching it: on a signal
 //! it stops them all; when the config file changes it stops the pipelines
 //! that were removed, starts the new ones and restarts the ones whose
-//! settings changed, leaving the others alone. A pipeline that fails stops
-//! the rest.
+//! settings changed, leaving the others alone ([`plan`] decides which). A
+//! pipeline that fails stops the rest.
 //!
 //! Invariants: a pipeline's plugin is instantiated (and `init` has accepted
 //! its config) before anything of it is started or stopped, so a bad edit
@@ -10,6 +10,7 @@
 //! old one has committed and left its group, so a restart neither loses nor
 //! repeats a message. Changes to `[kafka]` are not applied while running.
 
+pub mod plan;
 pub mod reload;
 
 use std::collections::{BTreeMap, HashMap};
@@ -27,6 +28,7 @@ use crate::config::{Config, Kafka, Pipeline};
 use crate::delivery::{StopAt, run};
 use crate::ops::metrics::Stats;
 use crate::plugin::{Instance, LogTags, Plugin, Runtime};
+use crate::supervisor::plan::{Course, Plan, Step};
 
 struct Running {
     spec: Pipeline,
@@ -35,6 +37,16 @@ struct Running {
     swap: UnboundedSender<Instance>,
     /// What takes over once this one has stopped (a changed pipeline).
     next: Option<(Pipeline, Instance)>,
+}
+
+impl Running {
+    fn course(&self) -> Course<'_> {
+        match &self.next {
+            Some((spec, _)) => Course::Restarting(spec),
+            None if *self.stop.borrow() => Course::Stopping,
+            None => Course::Running(&self.spec),
+        }
+    }
 }
 
 pub struct Supervisor {
@@ -221,7 +233,11 @@ impl Supervisor {
         let next = r.next.take();
         self.running.remove(name);
         if let (Some((spec, instance)), false) = (next, stopping) {
-            tracing::info!(pipeline = %spec.name, "pipeline restarted with its new settings");
+            tracing::info!(
+                pipeline = %spec.name,
+                plugin = %instance.plugin().name,
+                "pipeline restarted with its new settings"
+            );
             self.spawn(spec, instance, None);
             self.rewatch_plugins();
         }
@@ -242,23 +258,24 @@ impl Supervisor {
         if config.kafka != self.kafka && !self.kafka.is_embedded() {
             tracing::warn!("the [kafka] settings changed: restart weir to apply them");
         }
+        let courses: HashMap<&str, Course<'_>> = self
+            .running
+            .iter()
+            .map(|(name, r)| (name.as_str(), r.course()))
+            .collect();
+        let plan = Plan::new(&courses, &config.pipelines);
         // Check everything new before touching anything.
-        let mut starts = Vec::new();
-        for spec in &config.pipelines {
-            if self
-                .running
-                .get(&spec.name)
-                .is_some_and(|r| r.spec == *spec)
-            {
-                continue;
-            }
-            let ready = self
+        let mut ready = HashMap::new();
+        for spec in plan.to_start() {
+            let instance = self
                 .runtime
                 .load(&spec.plugin)
                 .map_err(anyhow::Error::from)
                 .and_then(|plugin| instantiate(spec, &plugin));
-            match ready {
-                Ok(instance) => starts.push((spec.clone(), instance)),
+            match instance {
+                Ok(instance) => {
+                    ready.insert(spec.name.clone(), instance);
+                }
                 Err(e) => {
                     tracing::error!(
                         "config reload rejected: pipeline {:?}: {e:#}; the running pipelines stay as they are",
@@ -269,23 +286,37 @@ impl Supervisor {
                 }
             }
         }
-        let keep: Vec<&str> = config.pipelines.iter().map(|p| p.name.as_str()).collect();
-        for (name, r) in &mut self.running {
-            if !keep.contains(&name.as_str()) {
-                tracing::info!(pipeline = %name, "pipeline removed from the config: stopping it");
-                r.next = None;
-                r.stop.send_replace(true);
-            }
-        }
-        for (spec, instance) in starts {
-            match self.running.get_mut(&spec.name) {
+        for (name, step) in plan.steps {
+            let spec = match step {
+                Step::Stay => continue,
+                Step::Stop => {
+                    if let Some(r) = self.running.get_mut(&name) {
+                        tracing::info!(pipeline = %name, "pipeline removed from the config: stopping it");
+                        r.next = None;
+                        r.stop.send_replace(true);
+                    }
+                    continue;
+                }
+                Step::Start(spec) | Step::Restart(spec) => spec,
+            };
+            let Some(instance) = ready.remove(&name) else {
+                continue;
+            };
+            match self.running.get_mut(&name) {
                 Some(r) => {
-                    tracing::info!(pipeline = %spec.name, "pipeline settings changed: restarting it");
+                    if matches!(r.course(), Course::Running(_)) {
+                        tracing::info!(pipeline = %name, "pipeline settings changed: restarting it");
+                    } else {
+                        tracing::info!(
+                            pipeline = %name,
+                            "pipeline settings changed while it was stopping: it starts with the latest once it has stopped"
+                        );
+                    }
                     r.stop.send_replace(true);
                     r.next = Some((spec, instance));
                 }
                 None => {
-                    tracing::info!(pipeline = %spec.name, "pipeline added to the config: starting it");
+                    tracing::info!(pipeline = %name, "pipeline added to the config: starting it");
                     self.spawn(spec, instance, None);
                 }
             }
