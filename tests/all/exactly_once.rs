@@ -412,23 +412,6 @@ fn exactly_once_with_a_process_killed_during_a_rebalance_repeats_nothing() {
     );
 }
 
-/// Runs `kafka-configs --alter` on the topic with `change`.
-fn alter_topic(kafka: &Kafka, topic: &str, change: &[&str]) {
-    let mut args = vec![
-        "--bootstrap-server",
-        &kafka.bootstrap,
-        "--alter",
-        "--entity-type",
-        "topics",
-        "--entity-name",
-        topic,
-    ];
-    args.extend(change);
-    kafka
-        .tool("kafka.admin.ConfigCommand", &args)
-        .unwrap_or_else(|e| panic!("{e}"));
-}
-
 /// A record the broker refuses for good (2 MiB: the input and dead-letter
 /// topics take it, the output topic, at Kafka's default 1 MiB limit, does
 /// not) aborts its transaction; the batch is consumed again, and that
@@ -442,11 +425,7 @@ fn exactly_once_dead_letters_a_record_the_broker_refuses_for_good_once() {
     const BIG: usize = 109;
     let (kafka, t, _dir, config) = eos_setup(1, "500ms");
     for topic in [&t.input, &t.dead] {
-        alter_topic(
-            &kafka,
-            topic,
-            &["--add-config", "max.message.bytes=4194304"],
-        );
+        kafka.alter_topic(topic, &["--add-config", "max.message.bytes=4194304"]);
     }
     let big = |i: usize| json!({"id": i, "text": "x".repeat(2 << 20)});
     let lines: Vec<Value> = (0..N)

@@ -10,7 +10,7 @@ use crate::broker::{Broker, Kafka};
 use crate::fixtures;
 use crate::support::{TempDir, WeirProcess, header, unique, value_json};
 
-const ORDER_SCHEMA: &str = r#"{"type":"object","properties":{"id":{"type":"integer"},"text":{"type":"string"}},"required":["id","text"]}"#;
+pub const ORDER_SCHEMA: &str = r#"{"type":"object","properties":{"id":{"type":"integer"},"text":{"type":"string"}},"required":["id","text"]}"#;
 
 pub struct Topics {
     pub input: String,
@@ -200,7 +200,7 @@ fn committed_means_produced(kafka: &Kafka, t: &Topics, log: &std::path::Path) {
     }
 }
 
-fn order(i: usize) -> Value {
+pub fn order(i: usize) -> Value {
     json!({"key": format!("k{i}"), "value": {"id": i, "text": format!("Hello {i}")}})
 }
 

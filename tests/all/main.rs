@@ -19,5 +19,6 @@ mod reload;
 mod scaffold;
 mod scaling;
 mod security;
+mod stalls;
 mod support;
 mod topics;

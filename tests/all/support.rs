@@ -35,6 +35,22 @@ fn client_script() -> PathBuf {
 
 /// The independent client (aiokafka) on a test broker.
 impl Kafka {
+    /// Runs `kafka-configs --alter` on the topic with `change`.
+    pub fn alter_topic(&self, topic: &str, change: &[&str]) {
+        let mut args = vec![
+            "--bootstrap-server",
+            &self.bootstrap,
+            "--alter",
+            "--entity-type",
+            "topics",
+            "--entity-name",
+            topic,
+        ];
+        args.extend(change);
+        self.tool("kafka.admin.ConfigCommand", &args)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
     /// Creates topics through the admin API (aiokafka).
     pub fn create_topics(&self, partitions: u32, topics: &[&str]) {
         let mut args = vec!["create-topics", "--bootstrap", &self.bootstrap];

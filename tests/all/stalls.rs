@@ -1,0 +1,114 @@
+//! Nothing waits forever without saying so, and no wait pushes weir out of
+//! its group, on Apache Kafka: a record the broker refuses for good goes to
+//! the policy at once, and a retry backoff longer than the group's
+//! `max.poll.interval.ms` keeps the consumer in the group.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::fixtures;
+use crate::kafka::{ORDER_SCHEMA, Setup, order, setup_with};
+use crate::support::{WeirProcess, header};
+
+const LONG: Duration = Duration::from_secs(120);
+const IDLE: Duration = Duration::from_secs(3);
+
+/// At-least-once: a valid 2 MiB order that the input and dead-letter topics
+/// take but the output (at Kafka's default 1 MiB) refuses becomes a
+/// `too-large` dead letter, logged at error; the messages behind it go on.
+/// (Before: librdkafka's own 1,000,000-byte limit refused it, and weir
+/// retried it forever, logging at debug.)
+#[test]
+fn a_record_refused_for_good_is_dead_lettered_as_too_large_and_the_rest_go_on() {
+    let Setup {
+        kafka,
+        t,
+        config,
+        _dir,
+    } = setup_with(
+        1,
+        0,
+        fixtures::JSON_SCHEMA,
+        &|_| vec![("schema".into(), ORDER_SCHEMA.into())],
+        "",
+    );
+    for topic in [&t.input, &t.dead] {
+        kafka.alter_topic(topic, &["--add-config", "max.message.bytes=4194304"]);
+    }
+    let mut inputs: Vec<Value> = (0..20).map(order).collect();
+    inputs[7] = json!({"key": "big", "value": {"id": 7, "text": "x".repeat(2 << 20)}});
+    kafka.produce(&t.input, &inputs);
+    let weir = WeirProcess::start(&config);
+    let out = kafka.consume(&[&t.output], 19, LONG, Some(IDLE));
+    let dead = kafka.consume(&[&t.dead], 1, LONG, Some(IDLE));
+    weir.signal("TERM");
+    let log = weir.log_text();
+    assert!(weir.wait(LONG).success(), "{log}");
+    assert_eq!(out.len(), 19, "every other order went through");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        header(&dead[0], "weir.error.kind"),
+        Some(&json!("too-large"))
+    );
+    assert_eq!(header(&dead[0], "weir.source.offset"), Some(&json!("7")));
+    let reason = header(&dead[0], "weir.error.reason")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    assert!(
+        reason.contains(&t.output) && reason.contains("too large"),
+        "{reason}"
+    );
+    let refusal = log
+        .lines()
+        .find(|l| l.contains("the producer refused a record for good"))
+        .unwrap_or_else(|| panic!("no refusal logged:\n{log}"));
+    assert!(
+        refusal.contains("ERROR") && refusal.contains("offset"),
+        "{refusal}"
+    );
+    assert_eq!(kafka.committed(&t.group, &t.input), json!({"0": 20}));
+}
+
+/// A retry backoff of 9 s under `max.poll.interval.ms = 7000`: the consumer
+/// keeps being polled (its partition paused) while weir waits, so it stays
+/// in its group and commits the message once it goes through. (Before: the
+/// loop slept unpolled, librdkafka left the group after 7 s, and the
+/// commit was lost.)
+#[test]
+fn a_backoff_longer_than_the_poll_interval_keeps_the_consumer_in_its_group() {
+    let extra = "[pipeline.on_failure]\nretries = 2\nbackoff = \"9s\"\nmax_backoff = \"9s\"\n";
+    let Setup {
+        kafka,
+        t,
+        config,
+        _dir,
+    } = setup_with(1, 0, fixtures::FLAKY, &|_| Vec::new(), extra);
+    let text = std::fs::read_to_string(&config).expect("the config");
+    let text = text.replace(
+        "\"session.timeout.ms\" = 6000\n",
+        "\"session.timeout.ms\" = 6000\n\"max.poll.interval.ms\" = 7000\n",
+    );
+    std::fs::write(&config, text).expect("the config written");
+    kafka.produce(&t.input, &[json!({"key": "k", "value": "m"})]);
+    let weir = WeirProcess::start(&config);
+    let out = kafka.consume(&[&t.output], 1, LONG, Some(IDLE));
+    weir.signal("TERM");
+    let log = weir.log_text();
+    assert!(weir.wait(LONG).success(), "{log}");
+    assert_eq!(out.len(), 1, "{log}");
+    assert_eq!(
+        log.matches("retry ").count(),
+        2,
+        "two retries, 9 s apart:\n{log}"
+    );
+    assert!(
+        !log.contains("maximum poll interval"),
+        "the consumer left its group:\n{log}"
+    );
+    assert!(
+        !log.contains("revoking"),
+        "no rebalance took the partition away:\n{log}"
+    );
+    assert_eq!(kafka.committed(&t.group, &t.input), json!({"0": 1}));
+}
