@@ -141,16 +141,19 @@ impl Stepper {
         metrics.consumed();
         let (topic, partition, offset) = (input.topic.clone(), input.partition, input.offset);
         let plugin = Arc::clone(self.instance.plugin());
-        let dead = |records: Vec<Record>, kind: &str| {
+        let handled = |records: Vec<Record>, fate: Fate, input: Option<Message>| {
             Step::Handled(Handled {
                 topic: topic.clone(),
                 partition,
                 offset,
                 records,
-                fate: Fate::DeadLettered(kind.to_string()),
+                fate,
                 plugin: Arc::clone(&plugin),
-                input: None,
+                input,
             })
+        };
+        let dead = |records: Vec<Record>, kind: &str| {
+            handled(records, Fate::DeadLettered(kind.to_string()), None)
         };
         match waiter.take_remembered(partition, offset) {
             Some(Remembered::DeadLetter { kind, reason }) => {
@@ -174,15 +177,7 @@ impl Stepper {
                 return dead(vec![record], &kind);
             }
             Some(Remembered::Skip) => {
-                return Step::Handled(Handled {
-                    topic,
-                    partition,
-                    offset,
-                    records: Vec::new(),
-                    fate: Fate::Skipped,
-                    plugin,
-                    input: None,
-                });
+                return handled(Vec::new(), Fate::Skipped, None);
             }
             None => {}
         }
@@ -218,30 +213,18 @@ impl Stepper {
         match verdict {
             Verdict::Skip => {
                 tracing::warn!(pipeline = %self.spec.name, "{}: {}; skipped by policy", place(&message), failure(&outcome).unwrap_or_default());
-                return Step::Handled(Handled {
-                    topic,
-                    partition,
-                    offset,
-                    records: Vec::new(),
-                    fate: Fate::Skipped,
-                    plugin,
-                    input: None,
-                });
+                return handled(Vec::new(), Fate::Skipped, None);
             }
             Verdict::Stop(reason) => return Step::Stop(reason),
             Verdict::Pass { .. } | Verdict::DeadLetter => {}
             Verdict::Retry { .. } | Verdict::Pause { .. } => unreachable!("waited in call"),
         }
         match outcome {
-            Outcome::Accepted => Step::Handled(Handled {
-                topic,
-                partition,
-                offset,
-                records: vec![records::accepted(&self.spec, message)],
-                fate: Fate::Produced,
-                plugin,
-                input: None,
-            }),
+            Outcome::Accepted => handled(
+                vec![records::accepted(&self.spec, message)],
+                Fate::Produced,
+                None,
+            ),
             Outcome::Outputs(outputs) => {
                 if let Some(bad) = undeclared_route(&self.spec, &outputs) {
                     let reason = format!(
@@ -256,15 +239,7 @@ impl Stepper {
                     Fate::Produced
                 };
                 let records = records::outputs(&self.spec, outputs, message.timestamp);
-                Step::Handled(Handled {
-                    topic,
-                    partition,
-                    offset,
-                    records,
-                    fate,
-                    plugin,
-                    input: Some(message),
-                })
+                handled(records, fate, Some(message))
             }
             Outcome::Invalid(reason) => dead_letter("invalid", &reason),
             Outcome::Failed(reason) => dead_letter("failed", &reason),
