@@ -112,3 +112,60 @@ fn a_backoff_longer_than_the_poll_interval_keeps_the_consumer_in_its_group() {
     );
     assert_eq!(kafka.committed(&t.group, &t.input), json!({"0": 1}));
 }
+
+/// An input written in transactions (Kafka's own `ProducerPerformance`,
+/// a transaction every 100 ms) holds a commit marker after each one: an
+/// offset with no record. weir counts such offsets (`skipped_offsets`, in
+/// `/metrics` as `weir_offsets_skipped_total`) and does not warn about
+/// them. (Before: a "jumped from offset" warning per transaction.)
+#[test]
+fn offsets_held_by_transaction_markers_are_counted_not_warned_about() {
+    let Setup {
+        kafka,
+        t,
+        config,
+        _dir,
+    } = setup_with(1, 0, fixtures::NOOP, &|_| Vec::new(), "");
+    let bootstrap = format!("bootstrap.servers={}", kafka.bootstrap);
+    let txn_id = crate::support::unique("perf");
+    kafka
+        .tool(
+            "org.apache.kafka.tools.ProducerPerformance",
+            &[
+                "--topic",
+                &t.input,
+                "--num-records",
+                "100",
+                "--record-size",
+                "20",
+                "--throughput",
+                "200",
+                "--producer-props",
+                &bootstrap,
+                "--transactional-id",
+                &txn_id,
+                "--transaction-duration-ms",
+                "100",
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let weir = WeirProcess::start(&config);
+    let out = kafka.consume(&[&t.output], 100, LONG, Some(IDLE));
+    weir.signal("TERM");
+    let log_file = weir.log.clone();
+    let status = weir.wait(LONG);
+    let log = std::fs::read_to_string(log_file).unwrap_or_default();
+    assert!(status.success(), "{log}");
+    assert_eq!(out.len(), 100);
+    assert!(!log.contains("jumped"), "{log}");
+    let skipped: u64 = log
+        .split("skipped_offsets: ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no skipped_offsets in the stop summary:\n{log}"));
+    assert!(
+        skipped >= 1,
+        "the markers between transactions were counted:\n{log}"
+    );
+}
