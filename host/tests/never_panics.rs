@@ -131,8 +131,12 @@ proptest! {
 
 /// A pipeline from the smallest config there is.
 fn pipeline() -> weir::config::Pipeline {
-    let text = "[kafka]\nbrokers = \"b:9092\"\n[[pipeline]]\nname = \"p\"\ninput = \"in\"\noutput = \"out\"\ndead_letter = \"dlq\"\nplugin = \"p.wasm\"\n";
-    let config =
-        Config::parse(Path::new("weir.toml"), text, &env).expect("the smallest config parses");
+    let text = "[kafka]\nbrokers = \"b:9092\"\n[[pipeline]]\nname = \"p\"\ninput = \"in\"\noutput = \"out\"\ndead_letter = \"dlq\"\nplugin = \"never_panics.rs\"\n";
+    let config = Config::parse(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/weir.toml"),
+        text,
+        &env,
+    )
+    .expect("the smallest config parses");
     config.pipelines.into_iter().next().expect("one pipeline")
 }

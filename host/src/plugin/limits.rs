@@ -14,7 +14,7 @@ use std::time::Duration;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 
-use super::Output;
+use crate::plugin::bindings::weir::plugin::types::Output;
 
 /// Defaults of `[pipeline.limits]` (`config::Limits::default`).
 pub mod defaults {

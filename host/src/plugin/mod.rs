@@ -31,21 +31,7 @@ use crate::plugin::limits::{EPOCH_TICK, GUEST_LINE_BYTES, StoreLimiter, epoch_ti
 pub use crate::plugin::limits::{MemoryLimitExceeded, OutputLimitExceeded};
 use crate::plugin::producers::Producers;
 
-mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        inline: "
-            package weir:host;
-            world host {
-                import weir:plugin/log@0.1.0;
-                export weir:plugin/validator@0.1.0;
-                export weir:plugin/transformer@0.1.0;
-            }
-        ",
-        world: "weir:host/host",
-        additional_derives: [PartialEq],
-    });
-}
+mod bindings;
 
 use bindings::exports::weir::plugin::{transformer, validator};
 pub use bindings::weir::plugin::log::Level;
