@@ -9,10 +9,11 @@
 //! policy ([`refused`]). Stored offsets are committed in the background by
 //! librdkafka and synchronously on shutdown.
 //!
-//! The consumer keeps being polled: while the step waits (retry backoff,
-//! breaker pause), and while the loop cannot take more for longer than
-//! [`PAUSE_AFTER`] (a full window, a drain at shutdown), its partitions are
-//! paused and `recv` keeps the group alive.
+//! The consumer keeps being polled while the step waits (retry backoff,
+//! breaker pause): its partitions are paused and `recv` keeps the group
+//! alive. A full window is not paused: its acknowledgements come within
+//! the producer's `message.timeout.ms`, and a pause would drop librdkafka's
+//! prefetched records.
 //!
 //! Commit on revoke: a revocation parked by the consumer (see
 //! [`RevokeHandoff`](crate::kafka::proxy::RevokeHandoff)) stops consuming,
@@ -51,11 +52,6 @@ use crate::plugin::Instance;
 /// How long to wait before sending a refused record again.
 const RESEND_BACKOFF: Duration = Duration::from_millis(500);
 
-/// How long the loop may go without taking messages before it pauses its
-/// partitions (and keeps polling): long enough that a briefly full window
-/// never pauses, which would drop librdkafka's prefetched records.
-pub const PAUSE_AFTER: Duration = Duration::from_secs(1);
-
 /// How long a revocation waits for the window to settle.
 pub const REVOKE_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -72,7 +68,6 @@ enum Wake<'c> {
     Parked,
     Shutdown(bool),
     Event(Event),
-    Pause,
     Received(rdkafka::error::KafkaResult<rdkafka::message::BorrowedMessage<'c>>),
 }
 
@@ -167,7 +162,6 @@ pub async fn run(
 
 impl Loop<'_> {
     async fn run(&mut self, stepper: &mut Stepper) {
-        let mut idle_since: Option<Instant> = None;
         loop {
             if let Some(revoked) = self.intake.handoff.take() {
                 self.revoke(revoked).await;
@@ -179,15 +173,7 @@ impl Loop<'_> {
             let can_take = !self.stopping
                 && self.window.len() < self.spec.max_in_flight
                 && !self.drain.all_read();
-            if can_take {
-                idle_since = None;
-                self.intake.resume();
-            } else if idle_since.is_none() {
-                idle_since = Some(Instant::now());
-            }
-            let pause_at = idle_since.map(|at| at + PAUSE_AFTER);
             let consumer = Arc::clone(&self.consumer);
-            let paused = self.intake.is_paused();
             let wake = tokio::select! {
                 biased;
                 // A revocation parked by the consumer's callback: handled above.
@@ -196,8 +182,7 @@ impl Loop<'_> {
                     Wake::Shutdown(changed.is_err() || *self.shutdown.borrow())
                 }
                 Some(event) = self.sending.next(), if !self.sending.is_empty() => Wake::Event(event),
-                () = tokio::time::sleep_until(pause_at.unwrap_or_else(Instant::now)), if pause_at.is_some() && !paused => Wake::Pause,
-                received = consumer.recv(), if can_take || paused => Wake::Received(received),
+                received = consumer.recv(), if can_take => Wake::Received(received),
             };
             match wake {
                 Wake::Parked => {}
@@ -208,7 +193,6 @@ impl Loop<'_> {
                     }
                 }
                 Wake::Event(event) => self.on_event(event).await,
-                Wake::Pause => self.intake.pause(),
                 Wake::Received(received) => match self.intake.received(received, self.metrics) {
                     Some(input) if can_take => {
                         self.drain.read(input.partition, input.offset);
@@ -434,7 +418,7 @@ impl Waiter for Loop<'_> {
                 Wake::Event(event) => self.on_event(event).await,
                 // Paused: anything that still arrives is put back.
                 Wake::Received(received) => drop(self.intake.received(received, self.metrics)),
-                Wake::Parked | Wake::Pause => {}
+                Wake::Parked => {}
             }
         };
         self.intake.resume();

@@ -5,10 +5,11 @@
 //! Invariants: a failed consume is logged at once and then at most every
 //! [`CONSUME_WARNING_EVERY`]; the loop waits [`CONSUME_BACKOFF`] before the
 //! next (librdkafka reconnects by itself). While paused, a record that
-//! still arrives (a partition assigned during the pause) is put back: its
-//! partition is paused and sought back to it, so nothing is skipped.
+//! still arrives (prefetched, or of a partition assigned during the pause)
+//! is put back: its partition is paused and sought back to the first such
+//! record, so nothing is skipped.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,6 +46,9 @@ pub struct Intake {
     /// sees which share of the input this process handled.
     pub per_partition: BTreeMap<i32, u64>,
     paused: bool,
+    /// Partitions put back during this pause: sought back to the first
+    /// record that arrived; the ones after it come again anyway.
+    put_back: HashSet<i32>,
 }
 
 impl Intake {
@@ -68,6 +72,7 @@ impl Intake {
             last: HashMap::new(),
             per_partition: BTreeMap::new(),
             paused: false,
+            put_back: HashSet::new(),
         }
     }
 
@@ -101,7 +106,10 @@ impl Intake {
         }
         let (partition, offset) = (msg.partition(), msg.offset());
         if self.paused {
-            self.put_back(partition, offset);
+            // Only the first: seeking to a later one would skip this one.
+            if self.put_back.insert(partition) {
+                self.put_back(partition, offset);
+            }
             return None;
         }
         *self.per_partition.entry(partition).or_default() += 1;
@@ -149,6 +157,7 @@ impl Intake {
             return;
         }
         self.paused = false;
+        self.put_back.clear();
         match self.consumer.assignment() {
             Ok(tpl) => {
                 if let Err(e) = self.consumer.resume(&tpl) {
