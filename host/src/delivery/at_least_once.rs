@@ -194,7 +194,7 @@ impl Loop<'_> {
                 }
                 Wake::Event(event) => self.on_event(event).await,
                 Wake::Received(received) => match self.intake.received(received, self.metrics) {
-                    Some(input) if can_take => {
+                    Some(input) => {
                         self.drain.read(input.partition, input.offset);
                         let metrics = self.metrics;
                         match stepper.step(input, self, metrics).await {
@@ -203,7 +203,6 @@ impl Loop<'_> {
                             Step::Interrupted => self.stopping |= *self.shutdown.borrow(),
                         }
                     }
-                    Some(_) => {}
                     None => {
                         if !self.intake.is_paused()
                             && sleep_or_shutdown(CONSUME_BACKOFF, &mut self.shutdown).await

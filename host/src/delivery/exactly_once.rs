@@ -480,33 +480,25 @@ impl Loop<'_> {
         e: KafkaError,
         what: &str,
     ) -> TxnError {
-        let Some(entry) = batch.window.get_mut(seq) else {
+        let found = batch.window.get_mut(seq).and_then(|entry| {
+            let record = entry.item.records.get(idx)?;
+            Some((&entry.item, record))
+        });
+        let Some((handled, record)) = found else {
             return TxnError::Aborted(format!("{what} a record: {e}"));
         };
-        let topic = entry
-            .item
-            .records
-            .get(idx)
-            .map_or("?", |r| r.topic.as_str())
-            .to_string();
+        let topic = record.topic.clone();
         if permanent_refusal(&e).is_none() {
             return TxnError::Aborted(format!("{what} a record for {topic}: {e}"));
         }
-        let Some(record) = entry.item.records.get(idx) else {
-            return TxnError::Aborted(format!("{what} a record: {e}"));
-        };
-        let decision = refused(self.spec, self.metrics, &entry.item, record, &e);
-        match remember(&entry.item, &decision) {
-            Some((place, fate)) => {
-                self.remembered.insert(place, fate);
-            }
-            None => {
-                if let Refused::Stop(reason) = decision {
-                    tracing::error!(pipeline = %self.spec.name, "stopping the pipeline: {reason}");
-                    self.failure.get_or_insert(reason);
-                    self.stopping = true;
-                }
-            }
+        let decision = refused(self.spec, self.metrics, handled, record, &e);
+        if let Some((place, remembered)) = remember(handled, &decision) {
+            self.remembered.insert(place, remembered);
+        }
+        if let Refused::Stop(reason) = decision {
+            tracing::error!(pipeline = %self.spec.name, "stopping the pipeline: {reason}");
+            self.failure.get_or_insert(reason);
+            self.stopping = true;
         }
         TxnError::Aborted(format!(
             "{what} a record for {topic} for good ({e}); the message is done again without it"

@@ -53,7 +53,12 @@ impl Policy {
     /// After a call of the message: `failure` says why it failed (none: it
     /// went through), `attempt` is how many retries it had so far, `place`
     /// names it in a reason.
-    pub fn judge(&mut self, failure: Option<&str>, attempt: u32, place: &str) -> Verdict {
+    pub fn judge(
+        &mut self,
+        failure: Option<&str>,
+        attempt: u32,
+        place: impl std::fmt::Display,
+    ) -> Verdict {
         let Some(reason) = failure else {
             let closed = self.trips > 0;
             if closed {

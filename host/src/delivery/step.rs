@@ -66,7 +66,6 @@ pub enum Fate {
 /// A message the step has handled, waiting for its records.
 #[derive(Debug)]
 pub struct Handled {
-    pub topic: String,
     pub partition: i32,
     pub offset: i64,
     pub records: Vec<Record>,
@@ -139,11 +138,10 @@ impl Stepper {
             metrics.reloaded();
         }
         metrics.consumed();
-        let (topic, partition, offset) = (input.topic.clone(), input.partition, input.offset);
+        let (partition, offset) = (input.partition, input.offset);
         let plugin = Arc::clone(self.instance.plugin());
         let handled = |records: Vec<Record>, fate: Fate, input: Option<Message>| {
             Step::Handled(Handled {
-                topic: topic.clone(),
                 partition,
                 offset,
                 records,
@@ -161,7 +159,7 @@ impl Stepper {
                     kind: &kind,
                     reason: &reason,
                     plugin: &plugin.name,
-                    topic: &topic,
+                    topic: &self.spec.input,
                     partition,
                     offset,
                 };
@@ -185,20 +183,19 @@ impl Stepper {
             Ok(m) => m,
             Err(unfit) => {
                 tracing::warn!(
-                    pipeline = %self.spec.name, topic = %topic, partition, offset,
+                    pipeline = %self.spec.name, topic = %self.spec.input, partition, offset,
                     "{}; dead-lettered as {HEADER_NOT_UTF8}", unfit.reason
                 );
                 let record = dead_letter_unfit(&self.spec, &plugin.name, unfit);
                 return dead(vec![record], HEADER_NOT_UTF8);
             }
         };
-        let (outcome, verdict) = match self.call(&message, waiter, metrics).await {
+        let (outcome, settled) = match self.call(&message, waiter, metrics).await {
             Ok(done) => done,
             Err(step) => return step,
         };
-        let place = |m: &Message| format!("{}[{}]@{}", m.topic, m.partition, m.offset);
         let dead_letter = |kind: &str, reason: &str| {
-            tracing::debug!(pipeline = %self.spec.name, topic = %topic, partition, offset, kind, reason, "dead-lettered");
+            tracing::debug!(pipeline = %self.spec.name, topic = %self.spec.input, partition, offset, kind, reason, "dead-lettered");
             dead(
                 vec![dead_letter_of(
                     &self.spec,
@@ -210,14 +207,13 @@ impl Stepper {
                 kind,
             )
         };
-        match verdict {
-            Verdict::Skip => {
-                tracing::warn!(pipeline = %self.spec.name, "{}: {}; skipped by policy", place(&message), failure(&outcome).unwrap_or_default());
+        match settled {
+            Settled::Skip => {
+                tracing::warn!(pipeline = %self.spec.name, "{}: {}; skipped by policy", Place(&message), failure(&outcome).unwrap_or_default());
                 return handled(Vec::new(), Fate::Skipped, None);
             }
-            Verdict::Stop(reason) => return Step::Stop(reason),
-            Verdict::Pass { .. } | Verdict::DeadLetter => {}
-            Verdict::Retry { .. } | Verdict::Pause { .. } => unreachable!("waited in call"),
+            Settled::Stop(reason) => return Step::Stop(reason),
+            Settled::Stands => {}
         }
         match outcome {
             Outcome::Accepted => handled(
@@ -247,14 +243,15 @@ impl Stepper {
         }
     }
 
-    /// Calls the plugin until the policy lets the outcome stand or decides
-    /// the message's fate; waits through `waiter`.
+    /// Calls the plugin until the policy settles the message: the outcome
+    /// stands (a pass, or a dead letter of it), a skip or a stop; waits
+    /// through `waiter`.
     async fn call(
         &mut self,
         message: &Message,
         waiter: &mut impl Waiter,
         metrics: &PipelineHandle,
-    ) -> Result<(Outcome, Verdict), Step> {
+    ) -> Result<(Outcome, Settled), Step> {
         let span = tracing::debug_span!(
             "message",
             pipeline = %self.spec.name,
@@ -274,12 +271,9 @@ impl Stepper {
             metrics.call(started.elapsed());
             metrics.replaced(self.instance.replacements().saturating_sub(replaced));
             let reason = failure(&outcome);
-            let place = format!(
-                "{}[{}]@{}",
-                message.topic, message.partition, message.offset
-            );
-            let verdict = self.policy.judge(reason.as_deref(), attempt, &place);
-            let (wait, next_attempt) = match &verdict {
+            // Formatted only when something is logged: this is the per-message path.
+            let place = Place(message);
+            let (wait, next_attempt) = match self.policy.judge(reason.as_deref(), attempt, &place) {
                 Verdict::Retry {
                     attempt: next,
                     after,
@@ -289,7 +283,7 @@ impl Stepper {
                         pipeline = %self.spec.name, topic = %message.topic, partition = message.partition, offset = message.offset,
                         "{place}: {}; retry {next} of {} in {after:?}", reason.as_deref().unwrap_or_default(), self.spec.on_failure.retries
                     );
-                    (*after, *next)
+                    (after, next)
                 }
                 Verdict::Pause { after, summary } => {
                     metrics.paused();
@@ -297,23 +291,44 @@ impl Stepper {
                         pipeline = %self.spec.name, topic = %message.topic, partition = message.partition, offset = message.offset,
                         "{summary}; pausing {after:?}, then trying {place} again"
                     );
-                    (*after, 0)
+                    (after, 0)
                 }
                 Verdict::Pass { closed } => {
-                    if *closed {
+                    if closed {
                         tracing::info!(pipeline = %self.spec.name, "breaker closed: {place} went through");
                     }
-                    return Ok((outcome, verdict));
+                    return Ok((outcome, Settled::Stands));
                 }
-                Verdict::DeadLetter | Verdict::Skip | Verdict::Stop(_) => {
-                    return Ok((outcome, verdict));
-                }
+                Verdict::DeadLetter => return Ok((outcome, Settled::Stands)),
+                Verdict::Skip => return Ok((outcome, Settled::Skip)),
+                Verdict::Stop(reason) => return Ok((outcome, Settled::Stop(reason))),
             };
             match waiter.wait(wait, message.partition).await {
                 Waited::Elapsed => attempt = next_attempt,
                 Waited::Shutdown | Waited::Redo => return Err(Step::Interrupted),
             }
         }
+    }
+}
+
+/// What the policy settled for a message once no more waiting is due.
+enum Settled {
+    /// The outcome stands: produced, or dead-lettered as it says.
+    Stands,
+    Skip,
+    Stop(String),
+}
+
+/// Names a message as `topic[partition]@offset` in log lines and reasons.
+struct Place<'a>(&'a Message);
+
+impl std::fmt::Display for Place<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}[{}]@{}",
+            self.0.topic, self.0.partition, self.0.offset
+        )
     }
 }
 
@@ -346,13 +361,13 @@ pub fn refused(
     metrics.refused(why);
     let (pipeline, partition, offset) = (&spec.name, handled.partition, handled.offset);
     tracing::error!(
-        %pipeline, topic = %handled.topic, partition, offset, output = %record.topic, bytes = record.size(),
+        %pipeline, topic = %spec.input, partition, offset, output = %record.topic, bytes = record.size(),
         "the producer refused a record for good ({e})"
     );
     if let Fate::DeadLettered(_) = handled.fate {
         return Refused::Stop(format!(
             "the dead-letter copy of {}[{partition}]@{offset} ({} bytes) was refused by {} ({e}); it stays uncommitted",
-            handled.topic,
+            spec.input,
             record.size(),
             record.topic
         ));
@@ -370,7 +385,7 @@ pub fn refused(
     match spec.on_failure.then {
         crate::config::FailureAction::Skip => Refused::Skip,
         crate::config::FailureAction::Stop => {
-            Refused::Stop(format!("{}[{partition}]@{offset}: {reason}", handled.topic))
+            Refused::Stop(format!("{}[{partition}]@{offset}: {reason}", spec.input))
         }
         crate::config::FailureAction::DeadLetter => {
             let plugin = &handled.plugin.name;
@@ -382,7 +397,7 @@ pub fn refused(
                         kind,
                         reason: &reason,
                         plugin,
-                        topic: &handled.topic,
+                        topic: &spec.input,
                         partition,
                         offset,
                     };
