@@ -183,6 +183,12 @@ pub struct Pipeline {
     pub breaker: Breaker,
     /// How many messages may wait for their acknowledgements at once.
     pub max_in_flight: usize,
+    /// How many bytes of records may wait for their acknowledgements at once.
+    pub max_in_flight_bytes: usize,
+    /// How many plugin instances, each on a thread of its own, share the work.
+    pub lanes: usize,
+    /// What the lanes keep in order.
+    pub order: Order,
     pub topics: TopicSetup,
     /// At-least-once (the default), or exactly-once through Kafka transactions.
     pub delivery: Delivery,
@@ -298,7 +304,37 @@ impl Default for Breaker {
     }
 }
 
-const DEFAULT_MAX_IN_FLIGHT: usize = 1000;
+/// The in-flight window's bounds: librdkafka's own producer queue limit in
+/// messages (`queue.buffering.max.messages`), and its consumer's prefetch
+/// bound in bytes (`queued.max.messages.kbytes`). Large enough that the
+/// window is not what limits throughput, on a local broker or one 20 ms
+/// away (the window divided by the acknowledgement latency).
+const DEFAULT_MAX_IN_FLIGHT: usize = 100_000;
+const DEFAULT_MAX_IN_FLIGHT_BYTES: usize = 64 << 20;
+
+/// At most this many lanes by default, however many cores there are.
+const MAX_DEFAULT_LANES: usize = 8;
+
+/// More lanes than this is a typo, not a plan.
+const MAX_LANES: usize = 256;
+
+/// The default `lanes`: one per core (at most [`MAX_DEFAULT_LANES`]).
+pub fn default_lanes() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(MAX_DEFAULT_LANES)
+}
+
+/// What stays in order when a pipeline has several lanes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    /// Each partition's messages go through one lane, in order.
+    #[default]
+    Partition,
+    /// Messages with the same key (a null key is one key) go through one
+    /// lane, in order: one partition can use every lane.
+    Key,
+}
 
 /// What a pipeline promises about each input message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -436,6 +472,12 @@ struct RawPipeline {
     breaker: RawBreaker,
     /// How many messages may wait for their acknowledgements at once.
     max_in_flight: Option<Spanned<usize>>,
+    /// How many bytes of records may wait for their acknowledgements, e.g. "64MiB".
+    max_in_flight_bytes: Option<Spanned<String>>,
+    /// Plugin instances on threads of their own (default: one per core).
+    lanes: Option<Spanned<usize>>,
+    /// "partition" (default) or "key": what several lanes keep in order.
+    order: Option<Spanned<String>>,
     #[serde(default)]
     topics: RawTopics,
     /// "at-least-once" (default) or "exactly-once".
@@ -838,6 +880,42 @@ impl Cx<'_> {
             Some(n) => *n.get_ref(),
             None => DEFAULT_MAX_IN_FLIGHT,
         };
+        let max_in_flight_bytes = match &p.max_in_flight_bytes {
+            Some(m) => {
+                let k = key("max_in_flight_bytes");
+                let n = parse_size(m.get_ref()).map_err(|e| self.err(&m.span(), k.clone(), e))?;
+                if n == 0 {
+                    return Err(self.err(&m.span(), k, "must be at least 1 byte"));
+                }
+                usize::try_from(n).unwrap_or(usize::MAX)
+            }
+            None => DEFAULT_MAX_IN_FLIGHT_BYTES,
+        };
+        let lanes = match &p.lanes {
+            Some(n) if *n.get_ref() == 0 || *n.get_ref() > MAX_LANES => {
+                return Err(self.err(
+                    &n.span(),
+                    key("lanes"),
+                    format!("must be from 1 to {MAX_LANES}"),
+                ));
+            }
+            Some(n) => *n.get_ref(),
+            None => default_lanes(),
+        };
+        let order = match &p.order {
+            None => Order::default(),
+            Some(o) => match o.get_ref().as_str() {
+                "partition" => Order::Partition,
+                "key" => Order::Key,
+                other => {
+                    return Err(self.err(
+                        &o.span(),
+                        key("order"),
+                        format!("{other:?} is not one of \"partition\", \"key\""),
+                    ));
+                }
+            },
+        };
 
         let mut topics = TopicSetup::default();
         let t = &p.topics;
@@ -883,6 +961,9 @@ impl Cx<'_> {
             on_failure,
             breaker,
             max_in_flight,
+            max_in_flight_bytes,
+            lanes,
+            order,
             topics,
             delivery,
             transaction,

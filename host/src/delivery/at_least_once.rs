@@ -9,11 +9,17 @@
 //! policy ([`refused`]). Stored offsets are committed in the background by
 //! librdkafka and synchronously on shutdown.
 //!
+//! The window is bounded by `max_in_flight` messages and
+//! `max_in_flight_bytes`. With `lanes` > 1 the plugin calls run on the
+//! [lanes](super::lanes), and each message's place in the window is
+//! reserved when it is handed over.
+//!
 //! The consumer keeps being polled while the step waits (retry backoff,
 //! breaker pause): its partitions are paused and `recv` keeps the group
-//! alive. A full window is not paused: its acknowledgements come within
-//! the producer's `message.timeout.ms`, and a pause would drop librdkafka's
-//! prefetched records.
+//! alive. So it is when the loop has taken nothing for [`STALL_PAUSE`] (a
+//! full window, a lane's long wait): a shorter stall is not paused, since
+//! a pause drops librdkafka's prefetched records. What arrives while paused
+//! is held by the [`Intake`], in order.
 //!
 //! Commit on revoke: a revocation parked by the consumer (see
 //! [`RevokeHandoff`](crate::kafka::proxy::RevokeHandoff)) stops consuming,
@@ -39,6 +45,8 @@ use tokio::time::Instant;
 
 use crate::config::{Kafka, Pipeline};
 use crate::delivery::intake::{CONSUME_BACKOFF, Drain, Intake, StopAt, sleep_or_shutdown};
+use crate::delivery::lanes::{Done, Lanes, next_done};
+use crate::delivery::records::Input;
 use crate::delivery::step::{self, Fate, Handled, Refused, Step, Stepper, Waited, Waiter, refused};
 use crate::delivery::window::{Seq, Window};
 use crate::kafka::proxy::{
@@ -47,13 +55,17 @@ use crate::kafka::proxy::{
 };
 use crate::kafka::record::permanent_refusal;
 use crate::ops::metrics::{PipelineHandle, Stats};
-use crate::plugin::Instance;
+use crate::plugin::{Instance, Plugin};
 
 /// How long to wait before sending a refused record again.
 const RESEND_BACKOFF: Duration = Duration::from_millis(500);
 
 /// How long a revocation waits for the window to settle.
 pub const REVOKE_DEADLINE: Duration = Duration::from_secs(30);
+
+/// How long the loop takes nothing before it pauses its input and keeps
+/// polling.
+pub const STALL_PAUSE: Duration = Duration::from_secs(1);
 
 /// What became of one record on its way.
 enum Event {
@@ -68,6 +80,8 @@ enum Wake<'c> {
     Parked,
     Shutdown(bool),
     Event(Event),
+    Landed(Done),
+    Stalled,
     Received(rdkafka::error::KafkaResult<rdkafka::message::BorrowedMessage<'c>>),
 }
 
@@ -86,6 +100,13 @@ struct Loop<'a> {
     drain: Drain,
     /// Why the pipeline stops by itself (the policy, a refusal).
     failure: Option<String>,
+    /// With `lanes` > 1: the lanes, and the reloads they swap in.
+    lanes: Option<Lanes>,
+    swaps: Option<UnboundedReceiver<Instance>>,
+    /// The plugin a reserved place names until its lane answers.
+    plugin: Arc<Plugin>,
+    /// Since when the loop has taken nothing though it would.
+    stalled_since: Option<Instant>,
 }
 
 /// Runs one pipeline until `shutdown` turns true (or `stop_at` is reached),
@@ -122,8 +143,13 @@ pub async fn run(
         world = %plugin.world(),
         "pipeline started"
     );
-    let metrics = crate::ops::metrics::registry().start(&spec);
-    let mut stepper = Stepper::new(&spec, instance, swaps);
+    let metrics = Arc::new(crate::ops::metrics::registry().start(&spec));
+    let (mut stepper, lanes, swaps) = if spec.lanes > 1 {
+        let lanes = Lanes::start(&spec, instance, &metrics, &shutdown)?;
+        (None, Some(lanes), swaps)
+    } else {
+        (Some(Stepper::new(&spec, instance, swaps)), None, None)
+    };
     let stopping = *shutdown.borrow();
     let mut lp = Loop {
         spec: &spec,
@@ -137,8 +163,15 @@ pub async fn run(
         shutdown,
         drain: Drain::new(stop_at),
         failure: None,
+        lanes,
+        swaps,
+        plugin,
+        stalled_since: None,
     };
     lp.run(&mut stepper).await;
+    if let Some(lanes) = lp.lanes.take() {
+        lanes.close();
+    }
 
     let stats = metrics.stats();
     tracing::info!(pipeline = %name, ?stats, consumed_per_partition = ?lp.intake.per_partition, "pipeline stopping: committing");
@@ -156,12 +189,13 @@ pub async fn run(
     if let Some(reason) = failure {
         anyhow::bail!("pipeline {name:?} stopped: {reason}");
     }
-    tracing::info!(pipeline = %name, replacements = stepper.instance().replacements(), "pipeline stopped");
+    let replacements = stepper.as_ref().map(|s| s.instance().replacements());
+    tracing::info!(pipeline = %name, ?replacements, "pipeline stopped");
     Ok(stats)
 }
 
 impl Loop<'_> {
-    async fn run(&mut self, stepper: &mut Stepper) {
+    async fn run(&mut self, stepper: &mut Option<Stepper>) {
         loop {
             if let Some(revoked) = self.intake.handoff.take() {
                 self.revoke(revoked).await;
@@ -172,7 +206,15 @@ impl Loop<'_> {
             }
             let can_take = !self.stopping
                 && self.window.len() < self.spec.max_in_flight
+                && self.window.bytes() < self.spec.max_in_flight_bytes
                 && !self.drain.all_read();
+            if can_take && let Some(input) = self.intake.take_held() {
+                self.take(input, stepper).await;
+                continue;
+            }
+            self.stall(can_take);
+            let stall_over = self.stalled_since.map(|t| t + STALL_PAUSE);
+            let polling = can_take || self.intake.is_paused();
             let consumer = Arc::clone(&self.consumer);
             let wake = tokio::select! {
                 biased;
@@ -182,7 +224,9 @@ impl Loop<'_> {
                     Wake::Shutdown(changed.is_err() || *self.shutdown.borrow())
                 }
                 Some(event) = self.sending.next(), if !self.sending.is_empty() => Wake::Event(event),
-                received = consumer.recv(), if can_take => Wake::Received(received),
+                done = next_done(&mut self.lanes) => Wake::Landed(done),
+                () = sleep_until_some(stall_over), if !self.intake.is_paused() => Wake::Stalled,
+                received = consumer.recv(), if polling => Wake::Received(received),
             };
             match wake {
                 Wake::Parked => {}
@@ -193,16 +237,13 @@ impl Loop<'_> {
                     }
                 }
                 Wake::Event(event) => self.on_event(event).await,
+                Wake::Landed(done) => self.landed(done).await,
+                Wake::Stalled => {
+                    tracing::debug!(pipeline = %self.spec.name, in_flight = self.window.len(), "nothing taken for {STALL_PAUSE:?}: pausing the input, still polling");
+                    self.intake.pause();
+                }
                 Wake::Received(received) => match self.intake.received(received, self.metrics) {
-                    Some(input) => {
-                        self.drain.read(input.partition, input.offset);
-                        let metrics = self.metrics;
-                        match stepper.step(input, self, metrics).await {
-                            Step::Handled(handled) => self.push(handled).await,
-                            Step::Stop(reason) => self.stop(reason),
-                            Step::Interrupted => self.stopping |= *self.shutdown.borrow(),
-                        }
-                    }
+                    Some(input) => self.take(input, stepper).await,
                     None => {
                         if !self.intake.is_paused()
                             && sleep_or_shutdown(CONSUME_BACKOFF, &mut self.shutdown).await
@@ -212,6 +253,75 @@ impl Loop<'_> {
                     }
                 },
             }
+        }
+    }
+
+    /// Keeps the stall clock: paused once the loop has taken nothing for
+    /// [`STALL_PAUSE`], resumed once it takes again.
+    fn stall(&mut self, can_take: bool) {
+        if can_take {
+            self.stalled_since = None;
+            self.intake.resume();
+        } else if self.stalled_since.is_none() {
+            self.stalled_since = Some(Instant::now());
+        }
+    }
+
+    /// A consumed message: through the step here, or handed to its lane.
+    async fn take(&mut self, input: Input, stepper: &mut Option<Stepper>) {
+        self.drain.read(input.partition, input.offset);
+        let metrics = self.metrics;
+        if let Some(lanes) = self.lanes.as_mut() {
+            while let Some(fresh) = self.swaps.as_mut().and_then(|rx| rx.try_recv().ok()) {
+                lanes.swap(fresh, metrics);
+            }
+            let place = Handled::waiting(input.partition, input.offset, &self.plugin);
+            let seq = self
+                .window
+                .reserve(input.partition, input.offset, input.size(), place);
+            lanes.dispatch(seq, input, None);
+            metrics.in_flight(self.window.len());
+            return;
+        }
+        let Some(stepper) = stepper.as_mut() else {
+            return;
+        };
+        match stepper.step(input, self, metrics).await {
+            Step::Handled(handled) => self.push(handled).await,
+            Step::Stop(reason) => self.stop(reason),
+            Step::Interrupted => self.stopping |= *self.shutdown.borrow(),
+        }
+    }
+
+    /// A lane's answer: its place in the window filled and its records
+    /// sent, or its partition given up from there on.
+    async fn landed(&mut self, done: Done) {
+        let seq = done.seq;
+        match done.step {
+            Step::Handled(handled) => {
+                let n = handled.records.len();
+                let bytes = handled.records.iter().map(|r| r.size()).sum();
+                if self.window.fill(seq, n, bytes, handled) {
+                    for idx in 0..n {
+                        self.send(seq, idx).await;
+                    }
+                }
+            }
+            Step::Stop(reason) => {
+                self.forget_partition_from(seq);
+                self.stop(reason);
+            }
+            Step::Interrupted => {
+                self.forget_partition_from(seq);
+                self.stopping |= *self.shutdown.borrow();
+            }
+        }
+    }
+
+    /// Nothing of `seq`'s partition from `seq` on may be stored.
+    fn forget_partition_from(&mut self, seq: Seq) {
+        if let Some(partition) = self.window.get_mut(seq).map(|e| e.partition) {
+            self.window.forget_from(seq, |p| p == partition);
         }
     }
 
@@ -349,24 +459,37 @@ impl Loop<'_> {
     /// lets the revoked partitions go.
     async fn revoke(&mut self, revoked: TopicPartitionList) {
         let deadline = Instant::now() + REVOKE_DEADLINE;
+        let input = self.spec.input.clone();
+        let gone = |p: i32| {
+            revoked
+                .elements()
+                .iter()
+                .any(|e| e.topic() == input && e.partition() == p)
+        };
+        if let Some(lanes) = &self.lanes {
+            // What the lanes have not started of these partitions is the
+            // next owner's; what they are doing finishes.
+            lanes.interrupt(
+                revoked
+                    .elements()
+                    .iter()
+                    .filter(|e| e.topic() == input)
+                    .map(|e| e.partition()),
+            );
+        }
+        self.intake.revoked(gone);
         loop {
             self.release();
             if self.window.all_done() {
                 break;
             }
-            let event = tokio::select! {
-                Some(event) = self.sending.next() => event,
+            tokio::select! {
+                Some(event) = self.sending.next(), if !self.sending.is_empty() => self.on_event(event).await,
+                done = next_done(&mut self.lanes) => self.landed(done).await,
                 () = tokio::time::sleep_until(deadline) => break,
-            };
-            self.on_event(event).await;
+            }
         }
         self.release();
-        let gone = |p: i32| {
-            revoked
-                .elements()
-                .iter()
-                .any(|e| e.topic() == self.spec.input && e.partition() == p)
-        };
         let unfinished = self
             .window
             .iter()
@@ -381,6 +504,14 @@ impl Loop<'_> {
         commit_and_release(&self.consumer, &revoked, &self.spec.name);
         self.window.forget_from(0, gone);
         self.release();
+    }
+}
+
+/// Sleeps until `at`; pending forever without one.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -415,9 +546,10 @@ impl Waiter for Loop<'_> {
                     break Waited::Shutdown;
                 }
                 Wake::Event(event) => self.on_event(event).await,
-                // Paused: anything that still arrives is put back.
+                // Paused: what still arrives is held for after the wait.
                 Wake::Received(received) => drop(self.intake.received(received, self.metrics)),
-                Wake::Parked => {}
+                // Without lanes (the loop waits only then), nothing lands.
+                Wake::Parked | Wake::Landed(_) | Wake::Stalled => {}
             }
         };
         self.intake.resume();

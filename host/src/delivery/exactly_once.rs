@@ -13,6 +13,13 @@
 //! producer was fenced) stops the pipeline. A revocation commits the open
 //! transaction before the partitions go.
 //!
+//! With `lanes` > 1 the plugin calls run on the [lanes](super::lanes): a
+//! message's place in the batch is reserved when it is handed over, and a
+//! batch commits only once every lane has answered for it. An answer that
+//! leaves a message unhandled (a stop, a wait cut short by shutdown), or
+//! none within [`TXN_TIMEOUT`] (a lane's long retry or breaker wait),
+//! aborts the batch instead, so it is done again.
+//!
 //! librdkafka's transaction calls block (on the broker, up to their
 //! timeout): they run in `block_in_place`, off the async scheduler.
 
@@ -33,6 +40,8 @@ use tokio::time::Instant;
 
 use crate::config::{Kafka, Pipeline};
 use crate::delivery::intake::{CONSUME_BACKOFF, Drain, Intake, StopAt, sleep_or_shutdown};
+use crate::delivery::lanes::{Done, Lanes, next_done};
+use crate::delivery::records::Input;
 use crate::delivery::step::{
     self, Handled, Refused, Remembered, Step, Stepper, Waited, Waiter, refused, remember,
 };
@@ -42,7 +51,7 @@ use crate::kafka::proxy::{
 };
 use crate::kafka::record::permanent_refusal;
 use crate::ops::metrics::{PipelineHandle, Stats};
-use crate::plugin::Instance;
+use crate::plugin::{Instance, Plugin};
 
 /// How long one blocking transaction call may take.
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -69,6 +78,10 @@ struct Batch {
     deliveries: Vec<(Seq, usize, DeliveryFuture)>,
     /// A record the producer would not take: the transaction must abort.
     refused: Option<(Seq, usize, KafkaError)>,
+    /// Messages handed to lanes that have not answered yet.
+    waiting: usize,
+    /// Why the batch must abort although all went out (a lane's answer).
+    spoiled: Option<String>,
 }
 
 /// The `transactional.id` when the config gives none, with the lock that
@@ -123,6 +136,7 @@ enum Wake<'c> {
     Parked,
     Shutdown(bool),
     Deadline,
+    Landed(Done),
     Received(rdkafka::error::KafkaResult<rdkafka::message::BorrowedMessage<'c>>),
 }
 
@@ -142,6 +156,13 @@ struct Loop<'a> {
     failure: Option<String>,
     /// A fatal transaction error: stop at once.
     fatal: Option<TxnError>,
+    /// With `lanes` > 1: the lanes, and the reloads they swap in.
+    lanes: Option<Lanes>,
+    swaps: Option<UnboundedReceiver<Instance>>,
+    /// The plugin a reserved place names until its lane answers.
+    plugin: Arc<Plugin>,
+    /// Where the next batch's numbering starts (see [`Window::starting_at`]).
+    next_seq: Seq,
 }
 
 /// Runs one exactly-once pipeline until `shutdown` turns true (or `stop_at`
@@ -194,8 +215,14 @@ pub async fn run(
         plugin = %instance.plugin().name,
         "exactly-once pipeline started"
     );
-    let metrics = crate::ops::metrics::registry().start(&spec);
-    let mut stepper = Stepper::new(&spec, instance, swaps);
+    let metrics = Arc::new(crate::ops::metrics::registry().start(&spec));
+    let plugin = Arc::clone(instance.plugin());
+    let (mut stepper, lanes, swaps) = if spec.lanes > 1 {
+        let lanes = Lanes::start(&spec, instance, &metrics, &shutdown)?;
+        (None, Some(lanes), swaps)
+    } else {
+        (Some(Stepper::new(&spec, instance, swaps)), None, None)
+    };
     let stopping = *shutdown.borrow();
     let mut lp = Loop {
         spec: &spec,
@@ -210,8 +237,15 @@ pub async fn run(
         remembered: HashMap::new(),
         failure: None,
         fatal: None,
+        lanes,
+        swaps,
+        plugin,
+        next_seq: 0,
     };
     lp.run(&mut stepper).await;
+    if let Some(lanes) = lp.lanes.take() {
+        lanes.close();
+    }
 
     let stats = metrics.stats();
     tracing::info!(pipeline = %name, ?stats, consumed_per_partition = ?lp.intake.per_partition, "pipeline stopping");
@@ -235,12 +269,13 @@ pub async fn run(
     if let Some(reason) = failure {
         anyhow::bail!("pipeline {name:?} stopped: {reason}");
     }
-    tracing::info!(pipeline = %name, replacements = stepper.instance().replacements(), "pipeline stopped");
+    let replacements = stepper.as_ref().map(|s| s.instance().replacements());
+    tracing::info!(pipeline = %name, ?replacements, "pipeline stopped");
     Ok(stats)
 }
 
 impl Loop<'_> {
-    async fn run(&mut self, stepper: &mut Stepper) {
+    async fn run(&mut self, stepper: &mut Option<Stepper>) {
         loop {
             if self.fatal.is_some() {
                 return;
@@ -270,6 +305,9 @@ impl Loop<'_> {
             if done_reading {
                 // Draining: an aborted last batch is read again; wait for it.
                 self.intake.resume();
+            } else if let Some(input) = self.intake.take_held() {
+                self.take(input, stepper).await;
+                continue;
             }
             let deadline = self
                 .batch
@@ -283,6 +321,7 @@ impl Loop<'_> {
                     Wake::Shutdown(changed.is_err() || *self.shutdown.borrow())
                 }
                 () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => Wake::Deadline,
+                done = next_done(&mut self.lanes) => Wake::Landed(done),
                 received = consumer.recv() => Wake::Received(received),
             };
             match wake {
@@ -296,20 +335,9 @@ impl Loop<'_> {
                 Wake::Deadline => {
                     self.finish("").await;
                 }
+                Wake::Landed(done) => self.landed(done).await,
                 Wake::Received(received) => match self.intake.received(received, self.metrics) {
-                    Some(input) => {
-                        self.drain.read(input.partition, input.offset);
-                        let metrics = self.metrics;
-                        match stepper.step(input, self, metrics).await {
-                            Step::Handled(handled) => self.push(handled).await,
-                            Step::Stop(reason) => {
-                                tracing::error!(pipeline = %self.spec.name, "stopping the pipeline: {reason}");
-                                self.failure.get_or_insert(reason);
-                                self.stopping = true;
-                            }
-                            Step::Interrupted => self.stopping |= *self.shutdown.borrow(),
-                        }
-                    }
+                    Some(input) => self.take(input, stepper).await,
                     None => {
                         if !self.intake.is_paused()
                             && sleep_or_shutdown(CONSUME_BACKOFF, &mut self.shutdown).await
@@ -322,22 +350,71 @@ impl Loop<'_> {
         }
     }
 
-    /// Adds a handled message to the open transaction (opening one) and
-    /// hands its records to the producer.
-    async fn push(&mut self, handled: Handled) {
+    /// A consumed message: through the step here, or handed to its lane.
+    async fn take(&mut self, input: Input, stepper: &mut Option<Stepper>) {
+        self.drain.read(input.partition, input.offset);
+        let metrics = self.metrics;
+        if self.lanes.is_some() {
+            while let Some(fresh) = self.swaps.as_mut().and_then(|rx| rx.try_recv().ok()) {
+                if let Some(lanes) = &self.lanes {
+                    lanes.swap(fresh, metrics);
+                }
+            }
+            let remembered = self.remembered.remove(&(input.partition, input.offset));
+            let place = Handled::waiting(input.partition, input.offset, &self.plugin);
+            let Some(batch) = self.open() else {
+                return;
+            };
+            let seq = batch
+                .window
+                .reserve(input.partition, input.offset, input.size(), place);
+            batch.waiting += 1;
+            metrics.in_flight(batch.window.len());
+            self.next_seq = seq + 1;
+            if let Some(lanes) = self.lanes.as_mut() {
+                lanes.dispatch(seq, input, remembered);
+            }
+            return;
+        }
+        let Some(stepper) = stepper.as_mut() else {
+            return;
+        };
+        match stepper.step(input, self, metrics).await {
+            Step::Handled(handled) => self.push(handled).await,
+            Step::Stop(reason) => self.stop(reason),
+            Step::Interrupted => self.stopping |= *self.shutdown.borrow(),
+        }
+    }
+
+    fn stop(&mut self, reason: String) {
+        tracing::error!(pipeline = %self.spec.name, "stopping the pipeline: {reason}");
+        self.failure.get_or_insert(reason);
+        self.stopping = true;
+    }
+
+    /// The open transaction, begun now if none is.
+    fn open(&mut self) -> Option<&mut Batch> {
         if self.batch.is_none() {
             if let Err(e) = self.producer.begin_transaction() {
                 self.fatal = Some(classify(e, "begin"));
-                return;
+                return None;
             }
             self.batch = Some(Batch {
                 opened: Instant::now(),
-                window: Window::default(),
+                window: Window::starting_at(self.next_seq),
                 deliveries: Vec::new(),
                 refused: None,
+                waiting: 0,
+                spoiled: None,
             });
         }
-        let Some(batch) = self.batch.as_mut() else {
+        self.batch.as_mut()
+    }
+
+    /// Adds a handled message to the open transaction (opening one) and
+    /// hands its records to the producer.
+    async fn push(&mut self, handled: Handled) {
+        let Some(batch) = self.open() else {
             return;
         };
         let n = handled.records.len();
@@ -345,6 +422,46 @@ impl Loop<'_> {
         let seq = batch
             .window
             .push(handled.partition, handled.offset, n, bytes, handled);
+        self.next_seq = batch.window.next_seq();
+        self.enqueue(seq, n).await;
+    }
+
+    /// A lane's answer for a message of the open batch (one of an aborted
+    /// batch finds nothing).
+    async fn landed(&mut self, done: Done) {
+        let Some(batch) = self.batch.as_mut() else {
+            return;
+        };
+        let seq = done.seq;
+        if batch.window.get_mut(seq).is_none() {
+            return;
+        }
+        batch.waiting = batch.waiting.saturating_sub(1);
+        match done.step {
+            Step::Handled(handled) => {
+                let n = handled.records.len();
+                let bytes = handled.records.iter().map(|r| r.size()).sum();
+                if batch.window.fill(seq, n, bytes, handled) {
+                    self.enqueue(seq, n).await;
+                }
+            }
+            Step::Stop(reason) => {
+                batch.spoiled = Some("a lane stopped the pipeline".to_string());
+                self.stop(reason);
+            }
+            Step::Interrupted => {
+                batch.spoiled = Some("a lane's wait was cut short".to_string());
+                self.stopping |= *self.shutdown.borrow();
+            }
+        }
+    }
+
+    /// Hands the `n` records of message `seq` to the producer.
+    async fn enqueue(&mut self, seq: Seq, n: usize) {
+        let Some(batch) = self.batch.as_mut() else {
+            return;
+        };
+        self.next_seq = self.next_seq.max(batch.window.next_seq());
         for idx in 0..n {
             if batch.refused.is_some() {
                 break;
@@ -364,10 +481,28 @@ impl Loop<'_> {
         self.metrics.in_flight(batch.window.len());
     }
 
+    /// Waits (at most [`TXN_TIMEOUT`]) for the lanes to answer for every
+    /// message of the open batch.
+    async fn settle(&mut self) {
+        let deadline = Instant::now() + TXN_TIMEOUT;
+        while self.batch.as_ref().is_some_and(|b| b.waiting > 0) {
+            tokio::select! {
+                done = next_done(&mut self.lanes) => self.landed(done).await,
+                () = tokio::time::sleep_until(deadline) => {
+                    if let Some(b) = self.batch.as_mut() {
+                        b.spoiled = Some(format!("a lane did not answer within {TXN_TIMEOUT:?}"));
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
     /// Commits the open transaction, if any; an abortable failure aborts
     /// it and rewinds the input so its messages are done again.
     /// False when it aborted (the input was rewound).
     async fn finish(&mut self, context: &str) -> bool {
+        self.settle().await;
         let Some(batch) = self.batch.take() else {
             return true;
         };
@@ -389,6 +524,9 @@ impl Loop<'_> {
                     return false;
                 }
                 rewind(&self.consumer, self.spec, &first);
+                if let Some(lanes) = &self.lanes {
+                    lanes.interrupt(first.keys().copied());
+                }
                 for partition in first.keys() {
                     self.intake.rewound(*partition);
                     self.drain.rewound(*partition);
@@ -405,6 +543,9 @@ impl Loop<'_> {
     }
 
     async fn commit(&mut self, mut batch: Batch) -> Result<(), TxnError> {
+        if let Some(why) = batch.spoiled.take() {
+            return Err(TxnError::Aborted(why));
+        }
         if let Some((seq, idx, e)) = batch.refused.take() {
             return Err(self.refusal(&mut batch, seq, idx, e, "the producer would not take"));
         }
@@ -543,9 +684,10 @@ impl Waiter for Loop<'_> {
                     self.stopping = true;
                     break Waited::Shutdown;
                 }
-                // Paused: anything that still arrives is put back.
+                // Paused: what still arrives is held for after the wait.
                 Wake::Received(received) => drop(self.intake.received(received, self.metrics)),
-                Wake::Parked | Wake::Deadline => {}
+                // Without lanes (the loop waits only then), nothing lands.
+                Wake::Parked | Wake::Deadline | Wake::Landed(_) => {}
             }
         };
         self.intake.resume();

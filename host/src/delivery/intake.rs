@@ -5,11 +5,15 @@
 //! Invariants: a failed consume is logged at once and then at most every
 //! [`CONSUME_WARNING_EVERY`]; the loop waits [`CONSUME_BACKOFF`] before the
 //! next (librdkafka reconnects by itself). While paused, a record that
-//! still arrives (prefetched, or of a partition assigned during the pause)
-//! is put back: its partition is paused and sought back to the first such
-//! record, so nothing is skipped.
+//! still arrives (prefetched, or of a partition assigned during the pause,
+//! which is then paused too) is held, in order, and handed out before
+//! anything received later. Nothing is sought back: librdkafka resumes each
+//! partition after the last record it handed over, so a held record is
+//! neither skipped nor, as a seek that fails while the broker is away
+//! would allow, lost. Held records of a partition revoked or rewound are
+//! dropped: they come again.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +21,7 @@ use rdkafka::Message as _;
 use rdkafka::consumer::Consumer as _;
 use rdkafka::error::KafkaResult;
 use rdkafka::message::BorrowedMessage;
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::topic_partition_list::TopicPartitionList;
 
 use crate::delivery::records::Input;
 use crate::kafka::proxy::{RevokeHandoff, WeirConsumer};
@@ -46,9 +50,11 @@ pub struct Intake {
     /// sees which share of the input this process handled.
     pub per_partition: BTreeMap<i32, u64>,
     paused: bool,
-    /// Partitions put back during this pause: sought back to the first
-    /// record that arrived; the ones after it come again anyway.
-    put_back: HashSet<i32>,
+    /// Partitions paused by this pause (those assigned during it join
+    /// when their first record arrives).
+    paused_partitions: HashSet<i32>,
+    /// Records that arrived while paused, in order.
+    held: VecDeque<Input>,
 }
 
 impl Intake {
@@ -72,12 +78,13 @@ impl Intake {
             last: HashMap::new(),
             per_partition: BTreeMap::new(),
             paused: false,
-            put_back: HashSet::new(),
+            paused_partitions: HashSet::new(),
+            held: VecDeque::new(),
         }
     }
 
     /// What `recv` gave: the record, or none after a failure (logged; wait
-    /// [`CONSUME_BACKOFF`]) or while paused (put back).
+    /// [`CONSUME_BACKOFF`]) or while paused (held for [`Intake::take_held`]).
     pub fn received(
         &mut self,
         r: KafkaResult<BorrowedMessage<'_>>,
@@ -105,12 +112,9 @@ impl Intake {
             self.failures = 0;
         }
         let (partition, offset) = (msg.partition(), msg.offset());
-        if self.paused {
-            // Only the first: seeking to a later one would skip this one.
-            if self.put_back.insert(partition) {
-                self.put_back(partition, offset);
-            }
-            return None;
+        if self.paused && self.paused_partitions.insert(partition) {
+            // Assigned during the pause: pause it too.
+            self.pause_partition(partition);
         }
         *self.per_partition.entry(partition).or_default() += 1;
         if let Some(last) = self.last.insert(partition, offset)
@@ -122,12 +126,34 @@ impl Intake {
             metrics.skipped_offsets(skipped);
             tracing::debug!(pipeline = %self.pipeline, partition, "offsets {}..{offset} held nothing to consume", last + 1);
         }
-        Some(Input::read(&msg))
+        let input = Input::read(&msg);
+        if self.paused || !self.held.is_empty() {
+            self.held.push_back(input);
+            return None;
+        }
+        Some(input)
     }
 
-    /// The partition's next record is `offset` again (after an abort).
+    /// The oldest record held during a pause, once the pause is over.
+    pub fn take_held(&mut self) -> Option<Input> {
+        if self.paused {
+            return None;
+        }
+        self.held.pop_front()
+    }
+
+    /// The partition's next record is `offset` again (after an abort):
+    /// what was held of it comes again too.
     pub fn rewound(&mut self, partition: i32) {
         self.last.remove(&partition);
+        self.held.retain(|i| i.partition != partition);
+    }
+
+    /// The partitions `gone` names were revoked: what was held of them is
+    /// their next owner's.
+    pub fn revoked(&mut self, gone: impl Fn(i32) -> bool) {
+        self.held.retain(|i| !gone(i.partition));
+        self.last.retain(|p, _| !gone(*p));
     }
 
     pub fn is_paused(&self) -> bool {
@@ -141,6 +167,12 @@ impl Intake {
         }
         match self.consumer.assignment() {
             Ok(tpl) => {
+                self.paused_partitions = tpl
+                    .elements()
+                    .iter()
+                    .filter(|e| e.topic() == self.input)
+                    .map(|e| e.partition())
+                    .collect();
                 if let Err(e) = self.consumer.pause(&tpl) {
                     tracing::warn!(pipeline = %self.pipeline, "cannot pause the input: {e}");
                 }
@@ -157,7 +189,7 @@ impl Intake {
             return;
         }
         self.paused = false;
-        self.put_back.clear();
+        self.paused_partitions.clear();
         match self.consumer.assignment() {
             Ok(tpl) => {
                 if let Err(e) = self.consumer.resume(&tpl) {
@@ -170,23 +202,11 @@ impl Intake {
         }
     }
 
-    /// A record that arrived while paused goes back: its partition paused
-    /// too, and its position set back to it.
-    fn put_back(&mut self, partition: i32, offset: i64) {
+    fn pause_partition(&self, partition: i32) {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(&self.input, partition);
-        let sought = self.consumer.pause(&tpl).and_then(|()| {
-            tokio::task::block_in_place(|| {
-                self.consumer.seek(
-                    &self.input,
-                    partition,
-                    Offset::Offset(offset),
-                    Duration::from_secs(10),
-                )
-            })
-        });
-        if let Err(e) = sought {
-            tracing::warn!(pipeline = %self.pipeline, partition, offset, "cannot put a record back while paused: {e}");
+        if let Err(e) = self.consumer.pause(&tpl) {
+            tracing::warn!(pipeline = %self.pipeline, partition, "cannot pause a partition assigned during a pause: {e}");
         }
     }
 }

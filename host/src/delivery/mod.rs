@@ -12,6 +12,7 @@
 pub mod at_least_once;
 pub mod exactly_once;
 pub mod intake;
+pub mod lanes;
 pub mod policy;
 pub mod records;
 pub mod step;

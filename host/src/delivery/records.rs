@@ -98,6 +98,18 @@ pub struct Input {
 }
 
 impl Input {
+    /// Key, value and headers in bytes, as [`Record::size`] counts them.
+    pub fn size(&self) -> usize {
+        let bytes = |b: &Option<Vec<u8>>| b.as_ref().map_or(0, Vec::len);
+        bytes(&self.key)
+            + bytes(&self.value)
+            + self
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + bytes(v))
+                .sum::<usize>()
+    }
+
     pub fn read(msg: &BorrowedMessage<'_>) -> Input {
         Input {
             topic: msg.topic().to_string(),

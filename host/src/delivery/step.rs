@@ -76,6 +76,20 @@ pub struct Handled {
     pub input: Option<Message>,
 }
 
+impl Handled {
+    /// The place of a message handed to a lane, until its lane answers.
+    pub fn waiting(partition: i32, offset: i64, plugin: &Arc<Plugin>) -> Handled {
+        Handled {
+            partition,
+            offset,
+            records: Vec::new(),
+            fate: Fate::Skipped,
+            plugin: Arc::clone(plugin),
+            input: None,
+        }
+    }
+}
+
 /// The step's answer for one message.
 #[derive(Debug)]
 pub enum Step {
@@ -106,6 +120,11 @@ pub struct Stepper {
     instance: Instance,
     swaps: Option<UnboundedReceiver<Instance>>,
     policy: Policy,
+    /// On the loop's (multi-threaded) runtime, a call leaves the async
+    /// context; a lane's thread is its own.
+    in_place: bool,
+    /// A lane's swaps are counted once for all lanes, by the loop.
+    counts_reloads: bool,
 }
 
 impl Stepper {
@@ -119,6 +138,21 @@ impl Stepper {
             spec: spec.clone(),
             instance,
             swaps,
+            in_place: true,
+            counts_reloads: true,
+        }
+    }
+
+    /// A stepper for a lane's thread (see [`lanes`](super::lanes)).
+    pub fn on_lane(
+        spec: &Pipeline,
+        instance: Instance,
+        swaps: Option<UnboundedReceiver<Instance>>,
+    ) -> Stepper {
+        Stepper {
+            in_place: false,
+            counts_reloads: false,
+            ..Stepper::new(spec, instance, swaps)
         }
     }
 
@@ -135,7 +169,9 @@ impl Stepper {
     ) -> Step {
         while let Some(fresh) = self.swaps.as_mut().and_then(|rx| rx.try_recv().ok()) {
             self.instance = fresh;
-            metrics.reloaded();
+            if self.counts_reloads {
+                metrics.reloaded();
+            }
         }
         metrics.consumed();
         let (partition, offset) = (input.partition, input.offset);
@@ -267,7 +303,11 @@ impl Stepper {
             // WASI's sync host calls (a guest's stdout) block on tokio:
             // leave the async context for the call.
             let instance = &mut self.instance;
-            let outcome = tokio::task::block_in_place(|| span.in_scope(|| instance.call(message)));
+            let outcome = if self.in_place {
+                tokio::task::block_in_place(|| span.in_scope(|| instance.call(message)))
+            } else {
+                span.in_scope(|| instance.call(message))
+            };
             metrics.call(started.elapsed());
             metrics.replaced(self.instance.replacements().saturating_sub(replaced));
             let reason = failure(&outcome);

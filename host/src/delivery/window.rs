@@ -74,6 +74,46 @@ impl<T> Window<T> {
         self.head + self.entries.len() as Seq - 1
     }
 
+    /// A window whose first message gets `head`: a new transaction's
+    /// window carries on the numbering of the last, so a late answer for a
+    /// message of an aborted batch finds nothing.
+    pub fn starting_at(head: Seq) -> Window<T> {
+        Window {
+            entries: VecDeque::new(),
+            head,
+            bytes: 0,
+        }
+    }
+
+    /// The `Seq` the next pushed message gets.
+    pub fn next_seq(&self) -> Seq {
+        self.head + self.entries.len() as Seq
+    }
+
+    /// Adds a consumed message handed to a lane: it waits for its lane's
+    /// answer ([`Window::fill`]), and `bytes` (its input's) count meanwhile.
+    pub fn reserve(&mut self, partition: i32, offset: i64, bytes: usize, item: T) -> Seq {
+        self.push(partition, offset, 1, bytes, item)
+    }
+
+    /// The lane's answer for a reserved message: `item`, now waiting for
+    /// `pending` records of `bytes`. False (and `item` unused) for a
+    /// message forgotten or gone meanwhile.
+    pub fn fill(&mut self, seq: Seq, pending: usize, bytes: usize, item: T) -> bool {
+        let Some(e) = self.get_mut(seq) else {
+            return false;
+        };
+        if e.forgotten || e.pending == 0 {
+            return false;
+        }
+        let before = e.bytes;
+        e.pending = e.pending - 1 + pending;
+        e.bytes = bytes;
+        e.item = item;
+        self.bytes = self.bytes - before + bytes;
+        true
+    }
+
     pub fn get_mut(&mut self, seq: Seq) -> Option<&mut Entry<T>> {
         let index = usize::try_from(seq.checked_sub(self.head)?).ok()?;
         self.entries.get_mut(index)
@@ -224,6 +264,28 @@ mod tests {
             offsets(&mut w),
             vec![(1, 1, false), (0, 2, true), (0, 3, true)]
         );
+    }
+
+    #[test]
+    fn a_reserved_message_waits_for_its_lane_then_its_records() {
+        let mut w = Window::starting_at(7);
+        let a = w.reserve(0, 1, 100, ());
+        let b = w.reserve(0, 2, 50, ());
+        assert_eq!((a, b), (7, 8));
+        assert_eq!(w.bytes(), 150);
+        assert!(w.fill(b, 0, 0, ()), "b's lane skipped it");
+        assert_eq!(offsets(&mut w), vec![], "a's lane has not answered");
+        assert!(w.fill(a, 2, 30, ()));
+        assert_eq!(w.bytes(), 30);
+        w.ack(a);
+        assert_eq!(offsets(&mut w), vec![]);
+        w.ack(a);
+        assert_eq!(offsets(&mut w), vec![(0, 1, false), (0, 2, false)]);
+        assert!(!w.fill(a, 1, 0, ()), "a late answer for a message gone");
+        let c = w.reserve(1, 1, 0, ());
+        w.forget_from(c, |p| p == 1);
+        assert!(!w.fill(c, 1, 0, ()), "an answer for a forgotten message");
+        assert_eq!(w.next_seq(), 10);
     }
 
     #[test]
