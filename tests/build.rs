@@ -30,6 +30,7 @@ const FIXTURES: &[&str] = &[
     "noisy",
     "wrong-world",
     "slow",
+    "slow-key",
     "fan-out",
     "echo",
     "env-and-files",

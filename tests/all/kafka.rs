@@ -130,7 +130,7 @@ fn orders(partitions: u32) -> Setup {
 }
 
 /// Every id in 0..n exactly `once`, or at least once; returns the duplicates.
-fn check_ids(records: &[Value], n: u64, once: bool) -> usize {
+pub fn check_ids(records: &[Value], n: u64, once: bool) -> usize {
     let got = ids(records);
     let seen: BTreeSet<u64> = got.iter().copied().collect();
     let missing: Vec<u64> = (0..n).filter(|i| !seen.contains(i)).collect();

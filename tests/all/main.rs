@@ -9,6 +9,7 @@ mod exactly_once;
 mod fixtures;
 mod hostile;
 mod kafka;
+mod lanes;
 mod languages;
 mod library;
 mod logs;
