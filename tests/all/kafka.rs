@@ -630,11 +630,17 @@ fn broker_restart_mid_run(signal: &str, delivery: &str) {
     kafka.resume();
     kafka.produce(&t.input, &(3000..4000).map(order).collect::<Vec<_>>());
     let exactly_once = delivery == "exactly-once";
-    let out = if exactly_once {
-        kafka.consume_committed(&[&t.output], 4000, Duration::from_secs(180), IDLE)
-    } else {
-        kafka.consume(&[&t.output], 4000, Duration::from_secs(180), Some(IDLE))
-    };
+    let read = std::panic::catch_unwind(|| {
+        if exactly_once {
+            kafka.consume_committed(&[&t.output], 4000, Duration::from_secs(180), IDLE)
+        } else {
+            kafka.consume(&[&t.output], 4000, Duration::from_secs(180), Some(IDLE))
+        }
+    });
+    let out = read.unwrap_or_else(|e| {
+        eprintln!("weir's log:\n{}", weir.log_text());
+        std::panic::resume_unwind(e)
+    });
     weir.signal("TERM");
     let log = weir.log.clone();
     assert!(

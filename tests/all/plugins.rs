@@ -53,6 +53,8 @@ fn every_fixture_is_covered_here() {
         "NOISY",
         "WRONG_WORLD",
         "SLOW",
+        // lanes.rs, stalls.rs
+        "SLOW_KEY",
         "FAN_OUT",
         "ECHO",
         "ENV_AND_FILES",

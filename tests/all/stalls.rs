@@ -113,6 +113,95 @@ fn a_backoff_longer_than_the_poll_interval_keeps_the_consumer_in_its_group() {
     assert_eq!(kafka.committed(&t.group, &t.input), json!({"0": 1}));
 }
 
+/// A full window for 9 s under `max.poll.interval.ms = 7000`: one key's
+/// call takes 9 s on its lane while the window (5 messages) fills behind
+/// it. After a second without taking anything, the loop pauses its input
+/// and keeps polling, so it stays in its group. (Before: a full window
+/// stopped polling until it had room.)
+#[test]
+fn a_full_window_longer_than_the_poll_interval_keeps_the_consumer_in_its_group() {
+    let Setup {
+        kafka,
+        t,
+        config,
+        _dir,
+    } = setup_with(
+        1,
+        0,
+        fixtures::SLOW_KEY,
+        &|_| vec![("ms".into(), "9000".into())],
+        "[pipeline.limits]\ntimeout = \"20s\"\n",
+    );
+    let text = std::fs::read_to_string(&config).expect("the config");
+    let text = text
+        .replace(
+            "\"session.timeout.ms\" = 6000\n",
+            "\"session.timeout.ms\" = 6000\n\"max.poll.interval.ms\" = 7000\n",
+        )
+        .replacen(
+            "\n[pipeline.config]\n",
+            "\nlanes = 2\norder = \"key\"\nmax_in_flight = 5\n[pipeline.config]\n",
+            1,
+        );
+    std::fs::write(&config, text).expect("the config written");
+    let mut inputs = vec![json!({"key": "slow", "value": "s"})];
+    inputs.extend((0..20).map(|i| json!({"key": format!("k{i}"), "value": "m"})));
+    kafka.produce(&t.input, &inputs);
+    let weir = WeirProcess::start(&config);
+    let out = kafka.consume(&[&t.output], 21, LONG, Some(IDLE));
+    weir.signal("TERM");
+    let log = weir.log_text();
+    assert!(weir.wait(LONG).success(), "{log}");
+    assert_eq!(out.len(), 21, "{log}");
+    assert!(
+        !log.contains("maximum poll interval"),
+        "the consumer left its group:\n{log}"
+    );
+    assert!(
+        !log.contains("revoking"),
+        "no rebalance took the partition away:\n{log}"
+    );
+    assert_eq!(kafka.committed(&t.group, &t.input), json!({"0": 21}));
+}
+
+/// An output topic that takes at most 20,000 bytes a batch, and 3,000
+/// small orders at once: weir keeps its producer's batches within the
+/// limit, so every order goes through and none is dead-lettered. (Before:
+/// librdkafka batched up to 1,000,000 bytes, the broker refused whole
+/// batches, and small records became `too-large` dead letters.)
+#[test]
+fn small_records_fit_an_output_topic_with_a_small_max_message_bytes() {
+    const N: usize = 3000;
+    let Setup {
+        kafka,
+        t,
+        config,
+        _dir,
+    } = setup_with(
+        1,
+        0,
+        fixtures::JSON_SCHEMA,
+        &|_| vec![("schema".into(), ORDER_SCHEMA.into())],
+        "",
+    );
+    kafka.alter_topic(&t.output, &["--add-config", "max.message.bytes=20000"]);
+    kafka.produce(&t.input, &(0..N).map(order).collect::<Vec<_>>());
+    let weir = WeirProcess::start(&config);
+    let out = kafka.consume(&[&t.output], N, LONG, Some(IDLE));
+    weir.signal("TERM");
+    let log = weir.log_text();
+    assert!(weir.wait(LONG).success(), "{log}");
+    assert_eq!(out.len(), N, "{log}");
+    let dead = kafka.consume(&[&t.dead], 0, Duration::from_secs(10), Some(IDLE));
+    assert!(
+        dead.is_empty(),
+        "{} dead letters: {:?}",
+        dead.len(),
+        dead.first()
+    );
+    assert!(log.contains("batch.size = 20000"), "{log}");
+}
+
 /// An input written in transactions (Kafka's own `ProducerPerformance`,
 /// a transaction every 100 ms) holds a commit marker after each one: an
 /// offset with no record. weir counts such offsets (`skipped_offsets`, in

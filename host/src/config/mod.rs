@@ -882,11 +882,9 @@ impl Cx<'_> {
         };
         let max_in_flight_bytes = match &p.max_in_flight_bytes {
             Some(m) => {
-                let k = key("max_in_flight_bytes");
-                let n = parse_size(m.get_ref()).map_err(|e| self.err(&m.span(), k.clone(), e))?;
-                if n == 0 {
-                    return Err(self.err(&m.span(), k, "must be at least 1 byte"));
-                }
+                // parse_size refuses 0 ("out of range").
+                let n = parse_size(m.get_ref())
+                    .map_err(|e| self.err(&m.span(), key("max_in_flight_bytes"), e))?;
                 usize::try_from(n).unwrap_or(usize::MAX)
             }
             None => DEFAULT_MAX_IN_FLIGHT_BYTES,
@@ -1474,6 +1472,55 @@ memory = "16MiB"
         assert!(e.message.contains("at least 1"), "{e}");
         let text = GOOD.replace("memory = \"16MiB\"", "memory = \"16MiB\"\nmax_outputs = 1");
         assert_eq!(parse(&text).unwrap().pipelines[0].limits.max_outputs, 1);
+    }
+
+    #[test]
+    fn lanes_order_and_the_windows_byte_bound_are_read_and_checked() {
+        let p = &parse(GOOD).unwrap().pipelines[0];
+        assert_eq!(p.lanes, default_lanes());
+        assert!((1..=MAX_DEFAULT_LANES).contains(&p.lanes));
+        assert_eq!(p.order, Order::Partition);
+        assert_eq!(p.max_in_flight, DEFAULT_MAX_IN_FLIGHT);
+        assert_eq!(p.max_in_flight_bytes, DEFAULT_MAX_IN_FLIGHT_BYTES);
+        let with = |keys: &str| {
+            GOOD.replace(
+                "plugin = \"p.wasm\"\n",
+                &format!("plugin = \"p.wasm\"\n{keys}\n"),
+            )
+        };
+        let p = &parse(&with(
+            "lanes = 4\norder = \"key\"\nmax_in_flight_bytes = \"8MiB\"",
+        ))
+        .unwrap()
+        .pipelines[0];
+        assert_eq!(
+            (p.lanes, p.order, p.max_in_flight_bytes),
+            (4, Order::Key, 8 << 20)
+        );
+        for (keys, key, says) in [
+            ("lanes = 0", "pipeline[0].lanes", "from 1 to 256"),
+            ("lanes = 1000", "pipeline[0].lanes", "from 1 to 256"),
+            (
+                "order = \"random\"",
+                "pipeline[0].order",
+                "\"partition\", \"key\"",
+            ),
+            (
+                "max_in_flight_bytes = \"0\"",
+                "pipeline[0].max_in_flight_bytes",
+                "out of range",
+            ),
+            (
+                "max_in_flight_bytes = \"lots\"",
+                "pipeline[0].max_in_flight_bytes",
+                "not a size",
+            ),
+        ] {
+            let e = parse(&with(keys)).unwrap_err();
+            assert_eq!(e.key, key, "{keys}: {e}");
+            assert_eq!(e.line, Some(15), "{keys}: {e}");
+            assert!(e.message.contains(says), "{keys}: {e}");
+        }
     }
 
     #[test]

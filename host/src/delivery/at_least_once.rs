@@ -128,7 +128,9 @@ pub async fn run(
         vec![spec.input.clone()],
         &name,
     );
-    let producer_proxy = ProducerProxy::named(producer_config(&kafka, &bootstrap), &name);
+    let mut producer_config = producer_config(&kafka, &bootstrap);
+    crate::kafka::topics::fit_batches(&mut producer_config, &kafka, &bootstrap, &spec).await;
+    let producer_proxy = ProducerProxy::named(producer_config, &name);
     let consumer = consumer_proxy
         .connect()
         .with_context(|| format!("pipeline {name:?}: cannot create the consumer"))?;

@@ -189,6 +189,7 @@ pub async fn run(
     let mut producer_config: ClientConfig =
         crate::kafka::proxy::producer_config(&kafka, &bootstrap);
     producer_config.set("transactional.id", &txn_id);
+    crate::kafka::topics::fit_batches(&mut producer_config, &kafka, &bootstrap, &spec).await;
     let consumer_proxy = ConsumerProxy::new(
         consumer_config,
         &spec.group,

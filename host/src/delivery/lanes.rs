@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash as _, Hasher as _};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -51,6 +51,7 @@ struct Job {
 pub struct Done {
     pub seq: Seq,
     pub step: Step,
+    lane: usize,
 }
 
 /// Partitions revoked or rewound, and when, so that a lane drops what it
@@ -83,6 +84,8 @@ impl Interrupts {
 
 struct Lane {
     jobs: UnboundedSender<Job>,
+    /// Handed over and not answered (`weir_lane_queued`).
+    queued: Arc<AtomicI64>,
     swaps: UnboundedSender<Instance>,
     thread: JoinHandle<()>,
 }
@@ -119,7 +122,8 @@ impl Lanes {
         let (done_tx, done) = unbounded_channel();
         let interrupts = Arc::new(Interrupts::default());
         let mut lanes = Vec::with_capacity(spec.lanes);
-        for (index, instance) in instances.into_iter().enumerate() {
+        let gauges = metrics.lanes(spec.lanes);
+        for ((index, instance), queued) in instances.into_iter().enumerate().zip(gauges) {
             let (jobs, jobs_rx) = unbounded_channel();
             let (swaps, swaps_rx) = unbounded_channel();
             let worker = Worker {
@@ -135,6 +139,7 @@ impl Lanes {
                 .with_context(|| format!("pipeline {:?}: cannot start lane {index}", spec.name))?;
             lanes.push(Lane {
                 jobs,
+                queued,
                 swaps,
                 thread,
             });
@@ -174,6 +179,7 @@ impl Lanes {
         if let Some(l) = self.lanes.get(lane)
             && l.jobs.send(job).is_ok()
         {
+            l.queued.fetch_add(1, Ordering::Relaxed);
             self.outstanding += 1;
         } else {
             tracing::error!(pipeline = %self.spec.name, lane, "a lane has stopped; its message stays unstored");
@@ -188,6 +194,9 @@ impl Lanes {
         match self.done.recv().await {
             Some(done) => {
                 self.outstanding -= 1;
+                if let Some(l) = self.lanes.get(done.lane) {
+                    l.queued.fetch_sub(1, Ordering::Relaxed);
+                }
                 done
             }
             // Every lane is gone (they hold the sender until they stop).
@@ -300,7 +309,15 @@ impl Worker {
                 };
                 futures_executor::block_on(stepper.step(job.input, &mut waiter, &self.metrics))
             };
-            if self.done.send(Done { seq, step }).is_err() {
+            if self
+                .done
+                .send(Done {
+                    seq,
+                    step,
+                    lane: index,
+                })
+                .is_err()
+            {
                 break;
             }
         }

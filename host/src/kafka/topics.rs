@@ -17,7 +17,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::producer::{BaseProducer, Producer as _};
 use rdkafka::types::RDKafkaErrorCode;
 
@@ -257,4 +258,65 @@ pub async fn ensure(
         }
     }
     Ok(())
+}
+
+/// librdkafka's default `batch.size`.
+const DEFAULT_BATCH_SIZE: usize = 1_000_000;
+
+/// Keeps the producer's batches within the smallest `max.message.bytes`
+/// of the pipeline's output topics: the broker checks that limit against
+/// a whole batch, and librdkafka does not split a refused batch, so small
+/// records batched past a small topic limit would all be refused as too
+/// large. A `batch.size` the user set is left alone; a broker that does not
+/// answer within [`PROBE_TIMEOUT`] leaves the default (and a refusal then
+/// shows at once, named).
+pub async fn fit_batches(
+    config: &mut ClientConfig,
+    kafka: &Kafka,
+    bootstrap: &str,
+    spec: &Pipeline,
+) {
+    if config.get("batch.size").is_some() {
+        return;
+    }
+    let Some(smallest) = smallest_max_message_bytes(kafka, bootstrap, spec).await else {
+        return;
+    };
+    if smallest < DEFAULT_BATCH_SIZE {
+        tracing::info!(pipeline = %spec.name, "an output topic takes at most {smallest} bytes a batch: batch.size = {smallest}");
+        config.set("batch.size", smallest.to_string());
+    }
+}
+
+/// The smallest `max.message.bytes` of `spec`'s output topics, when the
+/// broker tells.
+async fn smallest_max_message_bytes(
+    kafka: &Kafka,
+    bootstrap: &str,
+    spec: &Pipeline,
+) -> Option<usize> {
+    let admin: AdminClient<LoggingContext> = base_config(kafka, bootstrap)
+        .create_with_context(LoggingContext::new("weir"))
+        .ok()?;
+    let topics: BTreeSet<&str> = spec.output_topics().collect();
+    let resources: Vec<ResourceSpecifier<'_>> =
+        topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
+    // A broker that is down delays the start by at most this much.
+    let options = AdminOptions::new().request_timeout(Some(PROBE_TIMEOUT));
+    let described = match admin.describe_configs(&resources, &options).await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::debug!(pipeline = %spec.name, "output topics' max.message.bytes not read: {e}");
+            return None;
+        }
+    };
+    described
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter_map(|r| {
+            r.get("max.message.bytes")
+                .and_then(|e| e.value.as_deref())
+                .and_then(|v| v.parse::<usize>().ok())
+        })
+        .min()
 }

@@ -223,6 +223,9 @@ pub struct PipelineMetrics {
     skipped_offsets: AtomicU64,
     calls: Histogram,
     in_flight: AtomicI64,
+    /// Per lane, the messages handed to it and not answered yet (empty
+    /// without lanes).
+    lanes: Mutex<Vec<Arc<AtomicI64>>>,
     replacements: AtomicU64,
     /// Runs of this pipeline now going (0 or 1; 2 for a moment while a
     /// restarted one takes over).
@@ -252,6 +255,7 @@ impl PipelineMetrics {
             skipped_offsets: AtomicU64::new(0),
             calls: Histogram::default(),
             in_flight: AtomicI64::new(0),
+            lanes: Mutex::new(Vec::new()),
             replacements: AtomicU64::new(0),
             live: AtomicU64::new(0),
             expected: AtomicBool::new(false),
@@ -404,6 +408,13 @@ impl PipelineHandle {
             .store(i64::try_from(n).unwrap_or(i64::MAX), Relaxed);
     }
 
+    /// This run's `n` lanes' queue gauges (see [`PipelineMetrics`]'s `lanes`).
+    pub fn lanes(&self, n: usize) -> Vec<Arc<AtomicI64>> {
+        let gauges: Vec<Arc<AtomicI64>> = (0..n).map(|_| Arc::new(AtomicI64::new(0))).collect();
+        *self.metrics.lanes.lock().unwrap_or_else(|e| e.into_inner()) = gauges.clone();
+        gauges
+    }
+
     /// Plugin instances replaced (after a trap or a limit) `times` times.
     pub fn replaced(&self, times: u64) {
         if times > 0 {
@@ -415,6 +426,11 @@ impl PipelineHandle {
 impl Drop for PipelineHandle {
     fn drop(&mut self) {
         self.metrics.in_flight.store(0, Relaxed);
+        self.metrics
+            .lanes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         if self.metrics.live.fetch_sub(1, Relaxed) == 1 {
             self.metrics.assigned.store(false, Relaxed);
             self.metrics
@@ -743,6 +759,20 @@ impl Collector for Scrape {
         }
 
         let mut family = encoder.encode_descriptor(
+            "weir_lane_queued",
+            "Messages handed to a lane (a plugin instance on its own thread) and not answered yet; one lane far above the others holds a slow key or partition.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for p in &self.pipelines {
+            let lanes = p.lanes.lock().unwrap_or_else(|e| e.into_inner());
+            for (lane, n) in lanes.iter().enumerate() {
+                let labels = ([("pipeline", p.name.as_str())], [("lane", lane)]);
+                ConstGauge::new(n.load(Relaxed)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+
+        let mut family = encoder.encode_descriptor(
             "weir_consumer_lag",
             "Messages between the pipeline's position and the partition's end, per assigned partition (librdkafka statistics).",
             None,
@@ -834,6 +864,7 @@ mod tests {
         run.reloaded();
         run.aborted_transaction();
         run.in_flight(4);
+        run.lanes(2)[1].store(7, Relaxed);
         run.replaced(2);
         registry.config_reloads.fetch_add(1, Relaxed);
 
@@ -888,6 +919,8 @@ mod tests {
             ("weir_transactions_aborted_total{pipeline=\"orders\"}", 1.0),
             ("weir_instance_replacements_total{pipeline=\"orders\"}", 2.0),
             ("weir_in_flight{pipeline=\"orders\"}", 4.0),
+            ("weir_lane_queued{pipeline=\"orders\",lane=\"0\"}", 0.0),
+            ("weir_lane_queued{pipeline=\"orders\",lane=\"1\"}", 7.0),
             ("weir_pipeline_ready{pipeline=\"orders\"}", 0.0),
             (
                 "weir_plugin_call_duration_seconds_bucket{pipeline=\"orders\",le=\"1e-05\"}",
