@@ -4,7 +4,6 @@ import com.networknt.schema.Error;
 import com.networknt.schema.Schema;
 import com.networknt.schema.SchemaRegistry;
 import com.networknt.schema.SpecificationVersion;
-import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -77,9 +76,8 @@ public final class Validate {
         props.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, args.threads);
         props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
         // No state stores, but Kafka Streams locks a state folder per application.
-        props.put(
-                StreamsConfig.STATE_DIR_CONFIG,
-                Files.createTempDirectory("weir-bench-streams-").toString());
+        Path state = Files.createTempDirectory("weir-bench-streams-");
+        props.put(StreamsConfig.STATE_DIR_CONFIG, state.toString());
 
         KafkaStreams streams = new KafkaStreams(builder.build(), props);
         CountDownLatch closed = new CountDownLatch(1);
@@ -88,6 +86,8 @@ public final class Validate {
                         new Thread(
                                 () -> {
                                     streams.close();
+                                    streams.cleanUp();
+                                    state.toFile().delete();
                                     closed.countDown();
                                     // Closed cleanly: exit 0, not the JVM's 143 for SIGTERM.
                                     Runtime.getRuntime().halt(0);
