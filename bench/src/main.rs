@@ -1077,7 +1077,7 @@ async fn scaling_runs(setup: Setup<'_>) -> anyhow::Result<String> {
         .expect("always there");
     for (what, spec, cache) in [
         (
-            "passthrough (no plugin: the group join alone)",
+            "passthrough-fast (no plugin: the group join alone)",
             passthrough,
             None,
         ),
