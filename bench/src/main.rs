@@ -1,21 +1,27 @@
 //! weir's end-to-end benchmark: Kafka → contender → Kafka on one Apache
 //! Kafka node on 127.0.0.1 (the tests' broker, `tests/all/broker.rs`, with
-//! the benchmark JVM), printing throughput, added latency, CPU and peak memory of
-//! each contender and its ratio to a plain rdkafka passthrough measured in
-//! the same run. `bash bench/run.sh` installs what it needs and runs it.
+//! the benchmark JVM), printing throughput, added latency, CPU and peak
+//! memory of each contender and their ratios to a plain rdkafka program
+//! written for speed (`passthrough-fast`) measured in the same run.
+//! `bash bench/run.sh` installs what it needs and runs it.
 //!
 //! How one measurement goes: the input of each partition count and size is
-//! produced once; each contender then runs as a child process with a fresh
-//! group and its own output topic, and a reader counts its output records
-//! (never watermarks). Throughput is timed from the first output record to
-//! the last; then probes (records whose key carries the time they were
+//! produced once; then, round after round, every contender runs on it (each
+//! round starts one contender later in the list, so none always runs first
+//! or after the same one), as a child process with a fresh group and its
+//! own output topic, and a reader counts its output records (never
+//! watermarks). Throughput is timed from the first output record to the
+//! last; then probes (records whose key carries the time they were
 //! produced) are sent at a low rate and their end-to-end latency, minus the
-//! direct produce → read latency of the same broker, is the added latency.
-//! Finally the child's peak RSS is read, SIGTERM, and `wait4` gives its CPU
-//! time. The broker's own CPU and peak memory over the run close the report.
+//! direct produce → read latency of the same broker taken at the start of
+//! the round, is the added latency. Finally the child's peak RSS is read,
+//! SIGTERM, and `wait4` gives its CPU time. The tables give each figure's
+//! median over the rounds, and ratios taken round by round. The broker's own
+//! CPU and peak memory over the run close the report.
 //!
-//! `weir-bench passthrough …` is the passthrough contender itself (the
-//! benchmark runs it as a child like the others).
+//! `weir-bench fast-passthrough …` and `weir-bench passthrough …` are the
+//! two passthrough contenders themselves (the benchmark runs them as
+//! children like the others).
 
 /// The tests' Kafka harness, shared so both run the same broker; the
 /// benchmark uses only its start, pid and drop.
@@ -24,6 +30,7 @@
 mod broker;
 mod child;
 mod cluster;
+mod fast_passthrough;
 mod passthrough;
 mod reader;
 mod report;
@@ -38,7 +45,7 @@ use clap::{Args, Parser, Subcommand};
 use child::Contender;
 use cluster::{Cluster, now_micros, order_value};
 use reader::Reader;
-use report::{Row, quantile, size_label};
+use report::{BASELINE, Row, quantile, size_label};
 
 /// weir's end-to-end benchmark against Apache Kafka on 127.0.0.1.
 #[derive(Parser)]
@@ -52,7 +59,24 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Sub {
-    /// The passthrough contender: consume `input`, produce to `output`.
+    /// The fast passthrough contender (the baseline): consume `input`,
+    /// produce to `output` as a speed-minded rdkafka user would.
+    FastPassthrough {
+        #[arg(long)]
+        bootstrap: String,
+        #[arg(long)]
+        input: String,
+        #[arg(long)]
+        output: String,
+        #[arg(long)]
+        group: String,
+        #[arg(long, default_value_t = 10_000)]
+        max_in_flight: usize,
+        /// Key and value bytes awaiting acknowledgement at most.
+        #[arg(long, default_value_t = 64 << 20)]
+        max_in_flight_bytes: usize,
+    },
+    /// The weir-shaped passthrough contender: consume `input`, produce to `output`.
     Passthrough {
         #[arg(long)]
         bootstrap: String,
@@ -81,6 +105,20 @@ struct Bench {
     /// Run only the contenders whose name contains one of these (comma-separated).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Rounds: every contender runs once per round on each input, in an
+    /// order that moves by one each round; the tables give medians
+    /// (default 3, 2 with --quick).
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// `lanes` values for the contenders that scale with lanes
+    /// (comma-separated). The default, 1, runs them as they are; other
+    /// values add a row `<name>-lanes<N>` with `lanes = N` in its pipeline
+    /// table, each when `weir check` accepts that key.
+    #[arg(long, env = "WEIR_BENCH_LANES", value_delimiter = ',', default_values_t = [1])]
+    lanes: Vec<usize>,
+    /// The Kafka Streams contender's jar (bench/streams, built by bench/run.sh).
+    #[arg(long)]
+    streams_jar: Option<PathBuf>,
     /// Partition counts of the input (comma-separated).
     #[arg(long, value_delimiter = ',', default_values_t = [1, 4])]
     partitions: Vec<i32>,
@@ -108,6 +146,21 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Some(Sub::FastPassthrough {
+            bootstrap,
+            input,
+            output,
+            group,
+            max_in_flight,
+            max_in_flight_bytes,
+        }) => fast_passthrough::run(fast_passthrough::Args {
+            bootstrap,
+            input,
+            output,
+            group,
+            max_in_flight,
+            max_in_flight_bytes,
+        }),
         Some(Sub::Passthrough {
             bootstrap,
             input,
@@ -165,7 +218,7 @@ const FULL: Scale = Scale {
         ..=2_000 => 10_000,
         _ => 4_000,
     },
-    phase_limit: Duration::from_secs(20),
+    phase_limit: Duration::from_secs(30),
     probes: 400,
     probe_every: Duration::from_millis(5),
 };
@@ -185,12 +238,24 @@ const QUICK: Scale = Scale {
 /// How a contender is started.
 #[derive(Debug, Clone)]
 enum Kind {
+    /// `weir-bench fast-passthrough`, the baseline.
+    FastPassthrough,
+    /// `weir-bench passthrough`: weir's shape and window of 1,000.
     Passthrough,
     Weir {
         plugin: PathBuf,
+        /// The plugin's `[pipeline.config]`.
         config: Vec<(String, String)>,
+        /// Keys of the `[[pipeline]]` table, values as TOML (`"exactly-once"`, `2`).
+        pipeline: Vec<(String, String)>,
     },
     Origin,
+    /// The Kafka Streams application (`bench/streams`) with this
+    /// `processing.guarantee`.
+    Streams {
+        jar: PathBuf,
+        guarantee: &'static str,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -199,6 +264,8 @@ struct Spec {
     kind: Kind,
     /// Gets the shorter input (see [`Scale::slow_records`]).
     slow: bool,
+    /// Gets a row per `--lanes` value.
+    lanes: bool,
 }
 
 /// Everything a contender's run needs to know.
@@ -237,7 +304,32 @@ impl Bench {
         }
         let work = std::env::temp_dir().join(format!("weir-bench-{}", std::process::id()));
         std::fs::create_dir_all(&work)?;
-        let specs: Vec<Spec> = contenders()
+        let rounds = self.rounds.unwrap_or(if self.quick { 2 } else { 3 }).max(1);
+        let streams_jar = self
+            .streams_jar
+            .clone()
+            .unwrap_or_else(|| root().join("bench/streams/target/weir-bench-streams.jar"));
+        let mut lineup = Lineup {
+            streams_jar: streams_jar.is_file().then_some(streams_jar.clone()),
+            lanes: Vec::new(),
+        };
+        if lineup.streams_jar.is_none() {
+            println!(
+                "(no {}: no Kafka Streams rows; bash bench/run.sh builds it)",
+                streams_jar.display()
+            );
+        }
+        if self.lanes != [1] {
+            if weir_knows_lanes(&weir, &work) {
+                lineup.lanes = self.lanes.clone();
+            } else {
+                println!(
+                    "(`weir check` refuses `lanes` in a pipeline table: no rows for lanes {:?})",
+                    self.lanes
+                );
+            }
+        }
+        let specs: Vec<Spec> = contenders(&lineup)
             .into_iter()
             .filter(|s| {
                 self.only.is_empty() || self.only.iter().any(|o| s.name.contains(o.as_str()))
@@ -257,6 +349,7 @@ impl Bench {
             kafka.bootstrap,
             kafka.start_up().as_secs_f64()
         );
+        println!("rounds: {rounds}, contenders alternating (each round starts one later)");
         println!(
             "contenders: {}",
             specs
@@ -266,14 +359,9 @@ impl Bench {
                 .join(", ")
         );
 
-        let direct = direct_latency(&kafka, scale).await?;
-        let direct_p50 = quantile(&direct, 0.5).unwrap_or(0);
-        println!(
-            "direct produce → read latency (subtracted from probes): p50 {:.2} ms, p99 {:.2} ms",
-            direct_p50 as f64 / 1e3,
-            quantile(&direct, 0.99).unwrap_or(0) as f64 / 1e3
-        );
-
+        // Taken again at the start of every round (the machine's load moves);
+        // the scaling runs measure no latency.
+        let mut direct_p50 = 0;
         let mut rows = Vec::new();
         if !self.no_table {
             for &partitions in &self.partitions {
@@ -295,45 +383,70 @@ impl Bench {
                         kafka.count(&slow),
                         t.elapsed().as_secs_f64()
                     );
-                    for spec in &specs {
-                        let input = if spec.slow { &slow } else { &full };
-                        let mut setup = Setup {
-                            kafka: &kafka,
-                            weir: &weir,
-                            python: &python,
-                            work: &work,
+                    for round in 0..rounds {
+                        let direct = direct_latency(
+                            &kafka,
                             scale,
-                            direct_p50,
-                        };
-                        let (row, probes_sent) =
-                            match measure(&mut setup, spec, input, partitions, size).await {
-                                Ok(r) => r,
-                                Err(e) => (
-                                    Row {
-                                        contender: spec.name.clone(),
-                                        partitions,
-                                        size,
-                                        note: Some(format!("failed: {e:#}").replace('\n', " ")),
-                                        ..Row::default()
-                                    },
-                                    0,
-                                ),
-                            };
-                        kafka.add_count(input, probes_sent);
+                            &format!("direct-{partitions}p-{size}-r{round}"),
+                        )
+                        .await?;
+                        direct_p50 = quantile(&direct, 0.5).unwrap_or(0);
                         println!(
-                            "  {:<20} {:>8.0} msg/s  added p50 {} ms  CPU {:.1} s  peak {:.0} MiB  {}",
-                            row.contender,
-                            row.msgs_per_sec(),
-                            row.added_p50_ms.map_or("-".into(), |v| format!("{v:.1}")),
-                            row.cpu,
-                            row.peak_rss as f64 / (1 << 20) as f64,
-                            row.note.as_deref().unwrap_or("")
+                            "  round {}: direct produce → read latency (subtracted from its probes): p50 {:.2} ms, p99 {:.2} ms",
+                            round + 1,
+                            direct_p50 as f64 / 1e3,
+                            quantile(&direct, 0.99).unwrap_or(0) as f64 / 1e3
                         );
-                        rows.push(row);
+                        let shift = round % specs.len().max(1);
+                        for spec in specs[shift..].iter().chain(&specs[..shift]) {
+                            let input = if spec.slow { &slow } else { &full };
+                            let mut setup = Setup {
+                                kafka: &kafka,
+                                weir: &weir,
+                                python: &python,
+                                work: &work,
+                                scale,
+                                direct_p50,
+                            };
+                            let (row, probes_sent) =
+                                match measure(&mut setup, spec, input, partitions, size, round)
+                                    .await
+                                {
+                                    Ok(r) => r,
+                                    Err(e) => (
+                                        Row {
+                                            contender: spec.name.clone(),
+                                            partitions,
+                                            size,
+                                            round,
+                                            note: Some(format!("failed: {e:#}").replace('\n', " ")),
+                                            ..Row::default()
+                                        },
+                                        0,
+                                    ),
+                                };
+                            kafka.add_count(input, probes_sent);
+                            let row = Row { round, ..row };
+                            println!(
+                                "  round {}  {:<26} {:>8.0} msg/s  added p50 {} ms  CPU {:.1} s  peak {:.0} MiB  {}",
+                                round + 1,
+                                row.contender,
+                                row.msgs_per_sec(),
+                                row.added_p50_ms.map_or("-".into(), |v| format!("{v:.1}")),
+                                row.cpu,
+                                row.peak_rss as f64 / (1 << 20) as f64,
+                                row.note.as_deref().unwrap_or("")
+                            );
+                            rows.push(row);
+                        }
                     }
                 }
             }
-            println!("\n## Results\n\n{}", report::text_table(&rows));
+            println!(
+                "\n## Results\n\n{}\n{}",
+                report::LEGEND,
+                report::text_table(&report::summarize(&rows))
+            );
         }
 
         let mut scaling = String::new();
@@ -361,7 +474,11 @@ impl Bench {
         if let Some(path) = &self.markdown {
             let mut md = format!("{}\n\n", machine());
             if !rows.is_empty() {
-                md.push_str(&report::markdown_table(&rows));
+                md.push_str(&format!(
+                    "{}\n\n{}",
+                    report::LEGEND,
+                    report::markdown_table(&report::summarize(&rows))
+                ));
             }
             md.push_str(&format!("\n{scaling}\n{broker_line}\n"));
             std::fs::write(path, md).with_context(|| format!("{}", path.display()))?;
@@ -371,51 +488,119 @@ impl Bench {
     }
 }
 
-/// Every contender whose pieces exist: the passthrough, weir with the no-op
-/// and with each JSON-schema validator built in `plugins/dist`, and the
-/// origin's design in Python.
-fn contenders() -> Vec<Spec> {
+/// What decides the line-up beyond the files that exist.
+#[derive(Debug, Clone, Default)]
+struct Lineup {
+    /// The Kafka Streams jar, when it was built.
+    streams_jar: Option<PathBuf>,
+    /// `lanes` values that get a row of their own (none: the plain rows only).
+    lanes: Vec<usize>,
+}
+
+/// Every contender whose pieces exist, in the order of the table. To add a
+/// contender, add it here; its `Kind` says how it is started.
+///
+/// - `passthrough-fast`, the baseline: a plain rdkafka program written for
+///   speed (`src/fast_passthrough.rs`);
+/// - `passthrough-1k`: the same job in weir's shape and window of 1,000
+///   (`src/passthrough.rs`);
+/// - weir with the no-op validator and with each JSON-schema validator built
+///   in `plugins/dist`, at its defaults; the Rust one also exactly-once;
+/// - the origin's design in Python;
+/// - the Kafka Streams application at-least-once and `exactly_once_v2`;
+/// - for each of [`Lineup::lanes`], the contenders marked `lanes` again with
+///   `lanes = N` in their pipeline table.
+fn contenders(lineup: &Lineup) -> Vec<Spec> {
     let schema = root().join("quickstart/schemas/order.json");
     let schema_config = vec![("schema".to_string(), format!("@{}", schema.display()))];
+    let spec = |name: &str, kind: Kind, slow: bool| Spec {
+        name: name.into(),
+        kind,
+        slow,
+        lanes: false,
+    };
     let mut specs = vec![
-        Spec {
-            name: "passthrough".into(),
-            kind: Kind::Passthrough,
-            slow: false,
-        },
-        Spec {
-            name: "weir-noop".into(),
-            kind: Kind::Weir {
+        spec(BASELINE, Kind::FastPassthrough, false),
+        spec("passthrough-1k", Kind::Passthrough, false),
+        spec(
+            "weir-noop",
+            Kind::Weir {
                 plugin: PathBuf::from(env!("WEIR_BENCH_NOOP")),
                 config: Vec::new(),
+                pipeline: Vec::new(),
             },
-            slow: false,
-        },
+            false,
+        ),
     ];
-    for (lang, file, slow) in [
-        ("rust", "json_schema.wasm", false),
-        ("c", "c_json_schema.wasm", false),
-        ("js", "js_json_schema.wasm", true),
-        ("python", "python_json_schema.wasm", false),
+    // (language, file, slow, gets lanes rows)
+    for (lang, file, slow, lanes) in [
+        ("rust", "json_schema.wasm", false, false),
+        ("c", "c_json_schema.wasm", false, false),
+        ("js", "js_json_schema.wasm", true, true),
+        ("python", "python_json_schema.wasm", false, true),
     ] {
         let plugin = root().join("plugins/dist").join(file);
         if plugin.is_file() {
-            specs.push(Spec {
-                name: format!("weir-json-{lang}"),
-                kind: Kind::Weir {
-                    plugin,
-                    config: schema_config.clone(),
-                },
-                slow,
-            });
+            let kind = |pipeline: Vec<(String, String)>| Kind::Weir {
+                plugin: plugin.clone(),
+                config: schema_config.clone(),
+                pipeline,
+            };
+            let mut json = spec(&format!("weir-json-{lang}"), kind(Vec::new()), slow);
+            json.lanes = lanes;
+            specs.push(json);
+            if lang == "rust" {
+                specs.push(spec(
+                    "weir-json-rust-eos",
+                    kind(vec![("delivery".into(), "\"exactly-once\"".into())]),
+                    false,
+                ));
+            }
         }
     }
-    specs.push(Spec {
-        name: "python-origin".into(),
-        kind: Kind::Origin,
-        slow: true,
-    });
+    specs.push(spec("python-origin", Kind::Origin, true));
+    if let Some(jar) = &lineup.streams_jar {
+        for (name, guarantee) in [
+            ("streams-alos", "at_least_once"),
+            ("streams-eos", "exactly_once_v2"),
+        ] {
+            let kind = Kind::Streams {
+                jar: jar.clone(),
+                guarantee,
+            };
+            specs.push(spec(name, kind, false));
+        }
+    }
+    let with_lanes: Vec<Spec> = specs.iter().filter(|s| s.lanes).cloned().collect();
+    for n in &lineup.lanes {
+        for base in &with_lanes {
+            let mut s = base.clone();
+            s.name = format!("{}-lanes{n}", base.name);
+            if let Kind::Weir { pipeline, .. } = &mut s.kind {
+                pipeline.push(("lanes".into(), n.to_string()));
+            }
+            specs.push(s);
+        }
+    }
     specs
+}
+
+/// Whether `weir check` accepts `lanes = N` in a pipeline table (with the
+/// no-op plugin, so it takes a moment; it needs no broker).
+fn weir_knows_lanes(weir: &Path, work: &Path) -> bool {
+    let config = work.join("lanes-probe.toml");
+    let toml = format!(
+        "[kafka]\nbrokers = \"127.0.0.1:9\"\n\n[[pipeline]]\nname = \"probe\"\ninput = \"in\"\n\
+         output = \"out\"\ndead_letter = \"dlq\"\nplugin = {:?}\nlanes = 2\n",
+        env!("WEIR_BENCH_NOOP")
+    );
+    std::fs::write(&config, toml).is_ok()
+        && Command::new(weir)
+            .args(["check", "--config"])
+            .arg(&config)
+            .env("WEIR_LOG", "error")
+            .output()
+            .is_ok_and(|o| o.status.success())
 }
 
 /// One contender on one input: the row, and how many probes it added to the input.
@@ -425,8 +610,9 @@ async fn measure(
     input: &str,
     partitions: i32,
     size: usize,
+    round: usize,
 ) -> anyhow::Result<(Row, u64)> {
-    let tag = format!("{}-{partitions}p-{size}", spec.name);
+    let tag = format!("{}-{partitions}p-{size}-r{round}", spec.name);
     let output = format!("out-{tag}");
     let dead_letter = format!("dlq-{tag}");
     let group = format!("bench-{tag}");
@@ -559,6 +745,37 @@ fn contender_command(
     let bootstrap = &setup.kafka.bootstrap;
     let (input, output) = pipelines[0];
     let command = match &spec.kind {
+        Kind::FastPassthrough => {
+            let mut c = Command::new(std::env::current_exe()?);
+            c.args([
+                "fast-passthrough",
+                "--bootstrap",
+                bootstrap,
+                "--input",
+                input,
+            ])
+            .args(["--output", output, "--group", group]);
+            c
+        }
+        Kind::Streams { jar, guarantee } => {
+            let schema = root().join("quickstart/schemas/order.json");
+            let mut c = Command::new("java");
+            c.arg("-jar")
+                .arg(jar)
+                .args([
+                    "--bootstrap",
+                    bootstrap,
+                    "--input",
+                    input,
+                    "--output",
+                    output,
+                ])
+                .args(["--dead-letter", dead_letter, "--group", group])
+                .arg("--schema")
+                .arg(schema)
+                .args(["--guarantee", guarantee]);
+            c
+        }
         Kind::Passthrough => {
             let mut c = Command::new(std::env::current_exe()?);
             c.args(["passthrough", "--bootstrap", bootstrap, "--input", input])
@@ -579,15 +796,22 @@ fn contender_command(
                 .args(["--dead-letter", dead_letter, "--group", group]);
             c
         }
-        Kind::Weir { plugin, config } => {
+        Kind::Weir {
+            plugin,
+            config,
+            pipeline,
+        } => {
             let mut toml = format!("[kafka]\nbrokers = {bootstrap:?}\n");
             for (i, (input, output)) in pipelines.iter().enumerate() {
                 toml.push_str(&format!(
                     "\n[[pipeline]]\nname = \"bench-{i}\"\ninput = {input:?}\ngroup = \"{group}-{i}\"\n\
-                     output = {output:?}\ndead_letter = {dead_letter:?}\nplugin = {:?}\n\
-                     [pipeline.config]\n",
+                     output = {output:?}\ndead_letter = {dead_letter:?}\nplugin = {:?}\n",
                     plugin.display().to_string()
                 ));
+                for (k, v) in pipeline {
+                    toml.push_str(&format!("{k} = {v}\n"));
+                }
+                toml.push_str("[pipeline.config]\n");
                 for (k, v) in config {
                     toml.push_str(&format!("{k} = {v:?}\n"));
                 }
@@ -653,8 +877,8 @@ async fn probe(setup: &Setup<'_>, topic: &str, prefix: &str, size: usize) -> any
 
 /// Probes straight into a topic and read back: what the broker and clients
 /// alone cost, subtracted from each contender's probes.
-async fn direct_latency(kafka: &Cluster, scale: Scale) -> anyhow::Result<Vec<u64>> {
-    let topic = "direct".to_string();
+async fn direct_latency(kafka: &Cluster, scale: Scale, topic: &str) -> anyhow::Result<Vec<u64>> {
+    let topic = topic.to_string();
     kafka.create_topics(1, std::slice::from_ref(&topic)).await?;
     let reader = Reader::start(&kafka.bootstrap, &[(topic.clone(), 1)], "probe:direct:")?;
     reader
@@ -681,7 +905,7 @@ async fn direct_latency(kafka: &Cluster, scale: Scale) -> anyhow::Result<Vec<u64
 /// with the Rust JSON-schema validator, 1 KB), memory per pipeline, and the
 /// start-up time to the first message with and without the compile cache.
 async fn scaling_runs(setup: Setup<'_>) -> anyhow::Result<String> {
-    let Some(json) = contenders()
+    let Some(json) = contenders(&Lineup::default())
         .into_iter()
         .find(|s| s.name == "weir-json-rust")
     else {
@@ -847,13 +1071,13 @@ async fn scaling_runs(setup: Setup<'_>) -> anyhow::Result<String> {
     let empty_cache = setup.work.join("compile-cache");
     let mut startup =
         String::from("\n| start-up to the first output record | seconds |\n|---|---:|\n");
-    let passthrough = contenders()
+    let passthrough = contenders(&Lineup::default())
         .into_iter()
-        .find(|s| s.name == "passthrough")
+        .find(|s| s.name == BASELINE)
         .expect("always there");
     for (what, spec, cache) in [
         (
-            "passthrough (no plugin: the group join alone)",
+            "passthrough-fast (no plugin: the group join alone)",
             passthrough,
             None,
         ),
