@@ -16,7 +16,7 @@
 // the component may not call out, and a Go heap allocation can (the GC and
 // the scavenger read the clock). So it hands out memory from an arena of
 // pages it grows itself (memory.grow, through the runtime patch in
-// plugins/go/runtime) and reuses from the next call on; the arena's size is
+// plugins/go/_goruntime) and reuses from the next call on; the arena's size is
 // the largest call's arguments. Lifting copies what the host wrote into Go
 // values, so a Message is the plugin's to keep. What a call returns is held
 // until the host's post-return call, then let go.
