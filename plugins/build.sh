@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds every example plugin into plugins/dist/<name>.wasm.
-# Usage: bash plugins/build.sh [rust|python|js|c ...]   (default: all;
+# Usage: bash plugins/build.sh [rust|python|js|c|go ...]   (default: all;
 # from any directory; a no-op build is fast)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -35,15 +35,15 @@ build_rust() {
 }
 
 # The languages to build: the arguments, or every one. The quickstart builds
-# only rust, so it needs no Python, JavaScript or C toolchain.
+# only rust, so it needs no Python, JavaScript, C or Go toolchain.
 languages=("$@")
-[ ${#languages[@]} -gt 0 ] || languages=(rust python js c)
+[ ${#languages[@]} -gt 0 ] || languages=(rust python js c go)
 for language in "${languages[@]}"; do
     case $language in
     rust) build_rust ;;
-    python | js | c) bash "$language/build.sh" ;;
+    python | js | c | go) bash "$language/build.sh" ;;
     *)
-        echo "error: unknown language '$language' (rust, python, js or c)" >&2
+        echo "error: unknown language '$language' (rust, python, js, c or go)" >&2
         exit 2
         ;;
     esac

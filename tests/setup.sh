@@ -118,6 +118,7 @@ fi
 step "python plugin toolchain" env WEIR_CACHE="$WEIR_CACHE" bash "$HERE/../plugins/python/setup.sh"
 step "js plugin toolchain" env WEIR_CACHE="$WEIR_CACHE" bash "$HERE/../plugins/js/setup.sh"
 step "c plugin toolchain" env WEIR_CACHE="$WEIR_CACHE" bash "$HERE/../plugins/c/setup.sh"
+step "go plugin toolchain" env WEIR_CACHE="$WEIR_CACHE" bash "$HERE/../plugins/go/setup.sh"
 
 
 cat >"$WEIR_CACHE/env.sh.tmp" <<EOF

@@ -2,7 +2,9 @@
 # Installs the toolchain the C plugins need: clang, lld, wasi-libc and the
 # wasm32 compiler-rt builtins from Debian, wit-bindgen's C generator and
 # wasm-tools from crates.io, and the WASI preview1 reactor adapter (from the
-# crates.io crate wasmtime ships it in, pinned to the host's wasmtime 48).
+# crates.io crate wasmtime ships it in, pinned to the host's wasmtime 48), and
+# yyjson's two source files (from the crates.io crate yyjson-sys, which
+# carries yyjson 0.10.0, MIT).
 # Idempotent and quiet on success; on failure says what failed and shows the
 # log. The cargo installs take a few minutes on a fresh machine.
 #
@@ -11,6 +13,7 @@
 #   wit-bindgen-$WIT_BINDGEN_VERSION/bin/wit-bindgen
 #   wasm-tools-$WASM_TOOLS_VERSION/bin/wasm-tools
 #   adapter-$ADAPTER_VERSION/wasi_snapshot_preview1.reactor.wasm
+#   yyjson-$YYJSON_VERSION/{yyjson.c,yyjson.h,LICENSE}
 # plugins/c/env.sh finds them (or the same tools on PATH).
 set -euo pipefail
 
@@ -20,6 +23,9 @@ WIT_BINDGEN_VERSION=0.61.0
 WASM_TOOLS_VERSION=1.263.0
 ADAPTER_VERSION=48.0.8
 ADAPTER_SHA256=d3a1674fffec103c1d4367d4417a3bd5423cde3cfd56ff3b326b5fc72c0a8ebd
+YYJSON_VERSION=0.10.0
+YYJSON_CRATE_VERSION=0.1.0
+YYJSON_CRATE_SHA256=4ed7a5810c650d227cae9d2cb1c73cf0d6d5901181cb2a53dc07007dfcead82c
 
 ROOT="$WEIR_CACHE/c"
 mkdir -p "$ROOT"
@@ -90,4 +96,23 @@ if [ ! -f "$ADAPTER" ]; then
         "$crate-$ADAPTER_VERSION/artefacts/wasi_snapshot_preview1.reactor.wasm"
     mkdir -p "$(dirname "$ADAPTER")"
     mv "$tmp/$crate-$ADAPTER_VERSION/artefacts/wasi_snapshot_preview1.reactor.wasm" "$ADAPTER"
+fi
+
+# --- yyjson, compiled into every C plugin by plugins/c/env.sh ---
+YYJSON="$ROOT/yyjson-$YYJSON_VERSION"
+if [ ! -f "$YYJSON/yyjson.c" ]; then
+    ytmp=$(mktemp -d)
+    trap 'rm -rf "${tmp:-}" "$ytmp"' EXIT
+    crate=yyjson-sys
+    step "downloading $crate $YYJSON_CRATE_VERSION" curl -sSfL -o "$ytmp/y.crate" \
+        "https://static.crates.io/crates/$crate/$YYJSON_CRATE_VERSION/download"
+    echo "$YYJSON_CRATE_SHA256  $ytmp/y.crate" | step "checking the sha256 of $crate" sha256sum -c -
+    dir="$crate-$YYJSON_CRATE_VERSION/yyjson"
+    step "extracting yyjson" tar -xzf "$ytmp/y.crate" -C "$ytmp" "$dir/src/yyjson.c" "$dir/src/yyjson.h" "$dir/LICENSE"
+    grep -q "YYJSON_VERSION_STRING \"$YYJSON_VERSION\"" "$ytmp/$dir/src/yyjson.h" \
+        || fail "$crate $YYJSON_CRATE_VERSION does not carry yyjson $YYJSON_VERSION"
+    mkdir -p "$YYJSON.tmp"
+    mv "$ytmp/$dir/src/yyjson.c" "$ytmp/$dir/src/yyjson.h" "$ytmp/$dir/LICENSE" "$YYJSON.tmp/"
+    rm -rf "$YYJSON"
+    mv "$YYJSON.tmp" "$YYJSON"
 fi

@@ -1,5 +1,5 @@
 //! The conformance suite (`tests/conformance/`) against every language's
-//! example plugins: each must pass `weir test --expect`, and the four
+//! example plugins: each must pass `weir test --expect`, and the
 //! languages' full result lines (all but `reason` and `logs`, whose wording
 //! is free) must be identical to each other. A language whose component is
 //! missing fails; it is never skipped.
@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::support::WEIR;
 
-const LANGUAGES: [&str; 4] = ["rust", "python", "js", "c"];
+const LANGUAGES: [&str; 5] = ["rust", "python", "js", "c", "go"];
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -3,8 +3,8 @@
 //! - in a real pipeline on Apache Kafka, the router and the JSON-schema validator
 //!   side by side on one input topic: a component of each toolchain
 //!   (rustc, componentize-py with CPython inside, componentize-js with
-//!   SpiderMonkey inside, clang with the WASI preview1 adapter) loads, runs
-//!   and produces through weir;
+//!   SpiderMonkey inside, clang with the WASI preview1 adapter, mainline Go
+//!   with the same adapter) loads, runs and produces through weir;
 //! - on the probe files the language engineers wrote against their own
 //!   runtime's pitfalls (number spelling, lone surrogates, repeated keys,
 //!   nesting depth, a BOM), every language gives Rust's results line for
@@ -217,6 +217,11 @@ fn c_router_and_validator_route_fan_out_drop_and_dead_letter_on_kafka() {
     router_and_validator_on_kafka("c");
 }
 
+#[test]
+fn go_router_and_validator_route_fan_out_drop_and_dead_letter_on_kafka() {
+    router_and_validator_on_kafka("go");
+}
+
 /// The result lines of `weir test` without `reason` and `logs` (whose
 /// wording is free), run from the repository root.
 fn results(wasm: &str, input: &str, config: &[&str]) -> Vec<Value> {
@@ -289,7 +294,7 @@ const PROBES: &[&str] = &[
 
 #[test]
 fn every_language_gives_rust_s_results_on_every_language_s_probes() {
-    for language in ["python", "js", "c"] {
+    for language in ["python", "js", "c", "go"] {
         for input in PROBES {
             same_as_rust(language, "json_schema", input, ORDER);
             same_as_rust(language, "router", input, ROUTES);
@@ -298,12 +303,13 @@ fn every_language_gives_rust_s_results_on_every_language_s_probes() {
 }
 
 /// The schema subsets differ (C's is a checked subset, JS's draft support
-/// is its library's), so each language's rich schema is checked by itself.
+/// is its library's), so each language's rich schema is checked by itself;
+/// Go's library implements the full drafts, so it must pass both.
 #[test]
 fn each_language_s_rich_schema_gives_rust_s_results() {
-    for language in ["js", "c"] {
-        let schema = format!("schema=@plugins/{language}/tests/rich-schema.json");
-        let input = format!("plugins/{language}/tests/rich.jsonl");
+    for (language, rich) in [("js", "js"), ("c", "c"), ("go", "js"), ("go", "c")] {
+        let schema = format!("schema=@plugins/{rich}/tests/rich-schema.json");
+        let input = format!("plugins/{rich}/tests/rich.jsonl");
         same_as_rust(language, "json_schema", &input, &[&schema]);
     }
 }

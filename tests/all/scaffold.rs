@@ -73,6 +73,7 @@ fn new_builds_and_passes(language: &str, world: &str) {
         "rust" => "Rust",
         "python" => "Python",
         "js" => "JavaScript",
+        "go" => "Go",
         _ => "C",
     };
     let producers = weir::plugin::producers::Producers::read(&std::fs::read(&wasm).unwrap());
@@ -154,6 +155,16 @@ fn new_c_transformer_builds_and_passes() {
 }
 
 #[test]
+fn new_go_validator_builds_and_passes() {
+    new_builds_and_passes("go", "validator");
+}
+
+#[test]
+fn new_go_transformer_builds_and_passes() {
+    new_builds_and_passes("go", "transformer");
+}
+
+#[test]
 fn new_refuses_a_bad_name_a_full_dir_and_an_unknown_language() {
     let tmp = TempDir::new();
     let bad = Command::new(WEIR)
@@ -192,7 +203,7 @@ fn new_refuses_a_bad_name_a_full_dir_and_an_unknown_language() {
         .unwrap();
     assert!(!unknown.status.success());
     assert!(
-        String::from_utf8_lossy(&unknown.stderr).contains("rust, python, js, c"),
+        String::from_utf8_lossy(&unknown.stderr).contains("rust, python, js, c, go"),
         "{}",
         text(&unknown)
     );

@@ -55,6 +55,7 @@ pub enum Language {
     Python,
     Js,
     C,
+    Go,
 }
 
 impl Language {
@@ -64,6 +65,7 @@ impl Language {
             Language::Python => "python",
             Language::Js => "js",
             Language::C => "c",
+            Language::Go => "go",
         }
     }
 }

@@ -12,8 +12,8 @@
  *
  * Memory (wit-bindgen's C ABI): the arguments of an export belong to us and
  * are freed before returning; what we return is malloc'd and freed by the
- * generated post-return function. Each message's parse lives in one arena
- * freed before returning, so nothing outlives a call.
+ * generated post-return function. Each message's parse is one yyjson
+ * document freed before returning, so nothing outlives a call.
  */
 #include <stdio.h>
 #include <string.h>
@@ -24,8 +24,7 @@
 
 #define MAX_REPORTED 10
 
-static json_doc *schema_doc; /* lives as long as the instance */
-static const json_value *schema;
+static yyjson_doc *schema_doc; /* lives as long as the instance */
 
 /* Sets *err to a malloc'd copy of the message; returns false for the ABI. */
 static bool init_error(validator_plugin_string_t *err, const char *message) {
@@ -44,15 +43,15 @@ bool exports_weir_plugin_validator_init(validator_plugin_list_tuple2_string_stri
         init_error(err, "init was called twice");
     } else if (text == NULL) {
         init_error(err, "config key `schema` is missing: set it to a JSON Schema document or @file");
-    } else if ((schema = json_parse(text->ptr, text->len, &schema_doc, message, 200)) == NULL) {
+    } else if ((schema_doc = json_parse(text->ptr, text->len, message, 200)) == NULL) {
         char full[1300];
         snprintf(full, sizeof full, "config key `schema` is not JSON: %s", message);
         init_error(err, full);
-    } else if (!schema_check(schema, message, sizeof message)) {
+    } else if (!schema_check(yyjson_doc_get_root(schema_doc), message, sizeof message)) {
         char full[1300];
         snprintf(full, sizeof full, "config key `schema` is not a JSON Schema this plugin supports: %s", message);
         init_error(err, full);
-        json_doc_free(schema_doc);
+        yyjson_doc_free(schema_doc);
         schema_doc = NULL;
     } else {
         ok = true;
@@ -77,15 +76,15 @@ bool exports_weir_plugin_validator_validate(exports_weir_plugin_validator_messag
     } else if (!msg->value.is_some) {
         invalid(err, "value is null; expected JSON", 28);
     } else {
-        json_doc *doc;
         char why[200];
-        json_value *value = json_parse(msg->value.val.ptr, msg->value.val.len, &doc, why, sizeof why);
-        if (value == NULL) {
+        yyjson_doc *doc = json_parse(msg->value.val.ptr, msg->value.val.len, why, sizeof why);
+        if (doc == NULL) {
             int n = snprintf(message, sizeof message, "value is not JSON: %s", why);
             invalid(err, message, (size_t)n);
         } else {
             json_buf problems = {0};
-            size_t count = schema_validate(schema, value, &problems, MAX_REPORTED);
+            size_t count =
+                schema_validate(yyjson_doc_get_root(schema_doc), yyjson_doc_get_root(doc), &problems, MAX_REPORTED);
             if (count > MAX_REPORTED) {
                 int n = snprintf(message, sizeof message, "; and %zu more", count - MAX_REPORTED);
                 json_buf_append(&problems, message, (size_t)n);
@@ -94,7 +93,7 @@ bool exports_weir_plugin_validator_validate(exports_weir_plugin_validator_messag
             else if (problems.failed) invalid(err, "value breaks the schema", 23);
             else invalid(err, problems.data, problems.len);
             json_buf_free(&problems);
-            json_doc_free(doc);
+            yyjson_doc_free(doc);
         }
     }
     exports_weir_plugin_validator_message_free(msg);

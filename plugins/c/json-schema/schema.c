@@ -21,10 +21,10 @@ static bool in(const char *key, const char *const *list) {
 
 /* ---- check ---- */
 
-static bool check_at(const json_value *s, char *path, size_t path_len, char *err, size_t err_len);
+static bool check_at(yyjson_val *s, char *path, size_t path_len, char *err, size_t err_len);
 
 /* Recurses into a sub-schema at path + suffix. */
-static bool check_sub(const json_value *s, char *path, size_t path_len, const char *suffix, char *err, size_t err_len) {
+static bool check_sub(yyjson_val *s, char *path, size_t path_len, const char *suffix, char *err, size_t err_len) {
     size_t n = strlen(path);
     snprintf(path + n, path_len - n, "%s", suffix);
     bool ok = check_at(s, path, path_len, err, err_len);
@@ -32,43 +32,48 @@ static bool check_sub(const json_value *s, char *path, size_t path_len, const ch
     return ok;
 }
 
-static bool check_at(const json_value *s, char *path, size_t path_len, char *err, size_t err_len) {
+static bool check_at(yyjson_val *s, char *path, size_t path_len, char *err, size_t err_len) {
     const char *where = path[0] ? path : "(root)";
-    if (s->type == JSON_BOOL) return true;
-    if (s->type != JSON_OBJECT) return snprintf(err, err_len, "%s: a schema must be an object or a boolean", where), false;
-    for (size_t i = 0; i < s->object.len; i++) {
-        const char *k = s->object.members[i].key;
-        const json_value *v = s->object.members[i].value;
+    if (yyjson_is_bool(s)) return true;
+    if (!yyjson_is_obj(s)) return snprintf(err, err_len, "%s: a schema must be an object or a boolean", where), false;
+    size_t i, max;
+    yyjson_val *key, *v;
+    yyjson_obj_foreach(s, i, max, key, v) {
+        const char *k = yyjson_get_str(key);
         const char *bad = NULL; /* what the keyword's value should have been */
         if (in(k, ANNOTATIONS)) continue;
         if (is(k, "type")) {
-            bool ok = v->type == JSON_STRING ? in(v->string.data, TYPES) : v->type == JSON_ARRAY && v->array.len > 0;
-            for (size_t j = 0; v->type == JSON_ARRAY && j < v->array.len; j++)
-                ok = ok && v->array.items[j]->type == JSON_STRING && in(v->array.items[j]->string.data, TYPES);
+            bool ok = yyjson_is_str(v) ? in(yyjson_get_str(v), TYPES) : yyjson_arr_size(v) > 0;
+            size_t j, n;
+            yyjson_val *t;
+            yyjson_arr_foreach(v, j, n, t) ok = ok && yyjson_is_str(t) && in(yyjson_get_str(t), TYPES);
             if (!ok) bad = "a type name (null, boolean, object, array, number, string, integer) or a list of them";
         } else if (is(k, "properties")) {
-            if (v->type != JSON_OBJECT) bad = "an object of schemas";
-            for (size_t j = 0; !bad && j < v->object.len; j++) {
+            if (!yyjson_is_obj(v)) bad = "an object of schemas";
+            size_t j, n;
+            yyjson_val *name, *sub;
+            yyjson_obj_foreach(v, j, n, name, sub) {
                 char suffix[160];
-                snprintf(suffix, sizeof suffix, "/properties/%s", v->object.members[j].key);
-                if (!check_sub(v->object.members[j].value, path, path_len, suffix, err, err_len)) return false;
+                snprintf(suffix, sizeof suffix, "/properties/%s", yyjson_get_str(name));
+                if (!check_sub(sub, path, path_len, suffix, err, err_len)) return false;
             }
         } else if (is(k, "required")) {
-            if (v->type != JSON_ARRAY) bad = "a list of property names";
-            for (size_t j = 0; !bad && j < v->array.len; j++)
-                if (v->array.items[j]->type != JSON_STRING) bad = "a list of property names";
+            size_t j, n;
+            yyjson_val *name;
+            if (!yyjson_is_arr(v)) bad = "a list of property names";
+            yyjson_arr_foreach(v, j, n, name) if (!yyjson_is_str(name)) bad = "a list of property names";
         } else if (is(k, "additionalProperties")) {
             if (!check_sub(v, path, path_len, "/additionalProperties", err, err_len)) return false;
         } else if (is(k, "items")) {
-            if (v->type == JSON_ARRAY) bad = "one schema for every item (a list of schemas, draft 4-7 tuples, is not supported)";
+            if (yyjson_is_arr(v)) bad = "one schema for every item (a list of schemas, draft 4-7 tuples, is not supported)";
             else if (!check_sub(v, path, path_len, "/items", err, err_len)) return false;
         } else if (is(k, "enum")) {
-            if (v->type != JSON_ARRAY) bad = "a list of values";
+            if (!yyjson_is_arr(v)) bad = "a list of values";
         } else if (is(k, "const")) {
         } else if (is(k, "minimum") || is(k, "maximum") || is(k, "exclusiveMinimum") || is(k, "exclusiveMaximum")) {
-            if (v->type != JSON_NUMBER) bad = "a number";
+            if (!yyjson_is_num(v)) bad = "a number";
         } else if (is(k, "minLength") || is(k, "maxLength") || is(k, "minItems") || is(k, "maxItems")) {
-            if (v->type != JSON_NUMBER || !json_is_integer(v) || v->number.f < 0) bad = "a non-negative integer";
+            if (!json_is_integer(v) || yyjson_get_num(v) < 0) bad = "a non-negative integer";
         } else {
             return snprintf(err, err_len, "%s: keyword \"%s\" is not supported by this plugin's JSON Schema subset (supported: " SUPPORTED ")", where, k), false;
         }
@@ -77,7 +82,7 @@ static bool check_at(const json_value *s, char *path, size_t path_len, char *err
     return true;
 }
 
-bool schema_check(const json_value *schema, char *err, size_t err_len) {
+bool schema_check(yyjson_val *schema, char *err, size_t err_len) {
     char path[1024] = "";
     return check_at(schema, path, sizeof path, err, err_len);
 }
@@ -115,92 +120,94 @@ static size_t enter(walk *w, const char *token) {
     return n;
 }
 
-static bool has_type(const json_value *v, const char *name) {
+static bool has_type(yyjson_val *v, const char *name) {
     if (is(name, "integer")) return json_is_integer(v);
-    return is(name, json_type_name(v->type));
+    return is(name, json_type_name(v));
 }
 
-static void validate_at(walk *w, const json_value *s, const json_value *v) {
+static void validate_at(walk *w, yyjson_val *s, yyjson_val *v) {
     char msg[200];
-    if (s->type == JSON_BOOL) {
-        if (!s->boolean) problem(w, "no value is allowed here (schema false)");
+    if (yyjson_is_bool(s)) {
+        if (!yyjson_get_bool(s)) problem(w, "no value is allowed here (schema false)");
         return;
     }
-    for (size_t i = 0; i < s->object.len; i++) {
-        const char *k = s->object.members[i].key;
-        const json_value *kv = s->object.members[i].value;
+    size_t i, max, j, n;
+    yyjson_val *key, *kv, *name, *sub;
+    yyjson_obj_foreach(s, i, max, key, kv) {
+        const char *k = yyjson_get_str(key);
         if (is(k, "type")) {
-            bool ok = kv->type == JSON_STRING && has_type(v, kv->string.data);
-            for (size_t j = 0; kv->type == JSON_ARRAY && j < kv->array.len; j++)
-                ok = ok || has_type(v, kv->array.items[j]->string.data);
+            bool ok = yyjson_is_str(kv) && has_type(v, yyjson_get_str(kv));
+            yyjson_arr_foreach(kv, j, n, name) ok = ok || has_type(v, yyjson_get_str(name));
             if (!ok) {
-                snprintf(msg, sizeof msg, "%s is not of type %s", json_type_name(v->type),
-                         kv->type == JSON_STRING ? kv->string.data : "any of the listed types");
+                snprintf(msg, sizeof msg, "%s is not of type %s", json_type_name(v),
+                         yyjson_is_str(kv) ? yyjson_get_str(kv) : "any of the listed types");
                 problem(w, msg);
             }
-        } else if (is(k, "properties") && v->type == JSON_OBJECT) {
-            for (size_t j = 0; j < kv->object.len; j++) {
-                const json_value *p = json_get(v, kv->object.members[j].key);
+        } else if (is(k, "properties") && yyjson_is_obj(v)) {
+            yyjson_obj_foreach(kv, j, n, name, sub) {
+                yyjson_val *p = yyjson_obj_getn(v, yyjson_get_str(name), yyjson_get_len(name));
                 if (p == NULL) continue;
-                size_t n = enter(w, kv->object.members[j].key);
-                validate_at(w, kv->object.members[j].value, p);
-                w->path[n] = '\0';
+                size_t at = enter(w, yyjson_get_str(name));
+                validate_at(w, sub, p);
+                w->path[at] = '\0';
             }
-        } else if (is(k, "required") && v->type == JSON_OBJECT) {
-            for (size_t j = 0; j < kv->array.len; j++)
-                if (json_get(v, kv->array.items[j]->string.data) == NULL) {
-                    snprintf(msg, sizeof msg, "required property \"%s\" is missing", kv->array.items[j]->string.data);
+        } else if (is(k, "required") && yyjson_is_obj(v)) {
+            yyjson_arr_foreach(kv, j, n, name) {
+                if (yyjson_obj_getn(v, yyjson_get_str(name), yyjson_get_len(name)) == NULL) {
+                    snprintf(msg, sizeof msg, "required property \"%s\" is missing", yyjson_get_str(name));
                     problem(w, msg);
                 }
-        } else if (is(k, "additionalProperties") && v->type == JSON_OBJECT) {
-            const json_value *declared = json_get(s, "properties");
-            for (size_t j = 0; j < v->object.len; j++) {
-                const json_member *m = &v->object.members[j];
-                if (json_get(declared, m->key) != NULL) continue;
-                size_t n = enter(w, m->key);
-                if (kv->type == JSON_BOOL && !kv->boolean) problem(w, "additional property is not allowed");
-                else validate_at(w, kv, m->value);
-                w->path[n] = '\0';
             }
-        } else if (is(k, "items") && v->type == JSON_ARRAY) {
-            for (size_t j = 0; j < v->array.len; j++) {
+        } else if (is(k, "additionalProperties") && yyjson_is_obj(v)) {
+            yyjson_val *declared = yyjson_obj_get(s, "properties");
+            yyjson_obj_foreach(v, j, n, name, sub) {
+                if (yyjson_obj_getn(declared, yyjson_get_str(name), yyjson_get_len(name)) != NULL) continue;
+                size_t at = enter(w, yyjson_get_str(name));
+                if (yyjson_is_false(kv)) problem(w, "additional property is not allowed");
+                else validate_at(w, kv, sub);
+                w->path[at] = '\0';
+            }
+        } else if (is(k, "items") && yyjson_is_arr(v)) {
+            yyjson_arr_foreach(v, j, n, sub) {
                 char index[24];
                 snprintf(index, sizeof index, "%zu", j);
-                size_t n = enter(w, index);
-                validate_at(w, kv, v->array.items[j]);
-                w->path[n] = '\0';
+                size_t at = enter(w, index);
+                validate_at(w, kv, sub);
+                w->path[at] = '\0';
             }
         } else if (is(k, "enum")) {
             bool found = false;
-            for (size_t j = 0; j < kv->array.len && !found; j++) found = json_equal(kv->array.items[j], v);
+            yyjson_arr_foreach(kv, j, n, sub) found = found || json_equal(sub, v);
             if (!found) problem(w, "value is not one of the enum's values");
         } else if (is(k, "const")) {
             if (!json_equal(kv, v)) problem(w, "value is not the const value");
         } else if ((is(k, "minimum") || is(k, "maximum") || is(k, "exclusiveMinimum") || is(k, "exclusiveMaximum")) &&
-                   v->type == JSON_NUMBER) {
+                   yyjson_is_num(v)) {
             int c = json_number_cmp(v, kv);
             if ((is(k, "minimum") && c < 0) || (is(k, "exclusiveMinimum") && c <= 0) ||
                 (is(k, "maximum") && c > 0) || (is(k, "exclusiveMaximum") && c >= 0)) {
                 snprintf(msg, sizeof msg, "number breaks %s", k);
                 problem(w, msg);
             }
-        } else if ((is(k, "minLength") || is(k, "maxLength")) && v->type == JSON_STRING) {
-            size_t n = json_string_chars(v);
-            if (is(k, "minLength") ? n < kv->number.f : n > kv->number.f) {
-                snprintf(msg, sizeof msg, "string of %zu characters breaks %s", n, k);
+        } else if ((is(k, "minLength") || is(k, "maxLength")) && yyjson_is_str(v)) {
+            size_t chars = json_string_chars(v);
+            double limit = yyjson_get_num(kv);
+            if (is(k, "minLength") ? chars < limit : chars > limit) {
+                snprintf(msg, sizeof msg, "string of %zu characters breaks %s", chars, k);
                 problem(w, msg);
             }
-        } else if ((is(k, "minItems") || is(k, "maxItems")) && v->type == JSON_ARRAY) {
-            size_t n = v->array.len;
-            if (is(k, "minItems") ? n < kv->number.f : n > kv->number.f) {
-                snprintf(msg, sizeof msg, "array of %zu items breaks %s", n, k);
+        } else if ((is(k, "minItems") || is(k, "maxItems")) && yyjson_is_arr(v)) {
+            size_t items = yyjson_arr_size(v);
+            double limit = yyjson_get_num(kv);
+            if (is(k, "minItems") ? items < limit : items > limit) {
+                snprintf(msg, sizeof msg, "array of %zu items breaks %s", items, k);
                 problem(w, msg);
             }
         }
     }
 }
 
-size_t schema_validate(const json_value *schema, const json_value *instance, json_buf *out, size_t max) {
+size_t schema_validate(yyjson_val *schema, yyjson_val *instance, json_buf *out, size_t max) {
     walk w = {.out = out, .max = max};
     validate_at(&w, schema, instance);
     return w.count;

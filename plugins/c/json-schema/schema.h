@@ -25,11 +25,11 @@
 
 /* Checks a schema; on error writes e.g. `/properties/id: keyword "format" is
  * not supported (supported: ...)` into err and returns false. */
-bool schema_check(const json_value *schema, char *err, size_t err_len);
+bool schema_check(yyjson_val *schema, char *err, size_t err_len);
 
 /* Validates an instance against a checked schema. Returns the number of
  * violations; the first `max` are described in *out, "; "-separated, each as
  * `<JSON pointer or (root)>: <problem>`. */
-size_t schema_validate(const json_value *schema, const json_value *instance, json_buf *out, size_t max);
+size_t schema_validate(yyjson_val *schema, yyjson_val *instance, json_buf *out, size_t max);
 
 #endif

@@ -30,7 +30,7 @@ typedef transformer_plugin_string_t string_t;
 typedef transformer_plugin_list_u8_t bytes_t;
 
 static bool initialised;
-static char *field; /* route_field, NUL-terminated for json_get */
+static char *field; /* route_field, NUL-terminated for yyjson_obj_get */
 static transformer_plugin_list_tuple2_string_string_t config; /* kept: the routes */
 
 bool exports_weir_plugin_transformer_init(transformer_plugin_list_tuple2_string_string_t *cfg, string_t *err) {
@@ -54,14 +54,15 @@ bool exports_weir_plugin_transformer_init(transformer_plugin_list_tuple2_string_
 
 /* The topic for an object whose route field has a routed value, else none;
  * the last `route.<value>` entry wins, as in a map. */
-static transformer_plugin_option_string_t topic_for(const json_value *v) {
+static transformer_plugin_option_string_t topic_for(yyjson_val *v) {
     transformer_plugin_option_string_t topic = {0};
-    const json_value *value = json_get(v, field);
-    if (value == NULL || value->type != JSON_STRING) return topic;
+    yyjson_val *value = yyjson_obj_get(v, field);
+    if (!yyjson_is_str(value)) return topic;
+    size_t len = yyjson_get_len(value);
     for (size_t i = 0; i < config.len; i++) {
         const string_t *key = &config.ptr[i].f0;
-        if (key->len == 6 + value->string.len && memcmp(key->ptr, "route.", 6) == 0 &&
-            memcmp(key->ptr + 6, value->string.data, value->string.len) == 0) {
+        if (key->len == 6 + len && memcmp(key->ptr, "route.", 6) == 0 &&
+            memcmp(key->ptr + 6, yyjson_get_str(value), len) == 0) {
             topic.is_some = true;
             topic.val = config.ptr[i].f1;
         }
@@ -101,32 +102,34 @@ static bool invalid(exports_weir_plugin_transformer_error_t *err, const char *re
 bool exports_weir_plugin_transformer_transform(exports_weir_plugin_transformer_message_t *msg,
                                                exports_weir_plugin_transformer_list_output_t *ret,
                                                exports_weir_plugin_transformer_error_t *err) {
-    json_doc *doc = NULL;
+    yyjson_doc *doc = NULL;
     char why[200], reason[300];
     bool ok = false;
-    const json_value *object = NULL, *items;
+    yyjson_val *object = NULL, *items;
     *ret = (exports_weir_plugin_transformer_list_output_t){0};
     if (!initialised) {
         err->tag = WEIR_PLUGIN_TYPES_ERROR_FAILED;
         transformer_plugin_string_dup(&err->val.failed, "transform was called before init");
     } else if (!msg->value.is_some) {
         invalid(err, "value is null; expected a JSON object");
-    } else if ((object = json_parse(msg->value.val.ptr, msg->value.val.len, &doc, why, sizeof why)) == NULL) {
+    } else if ((doc = json_parse(msg->value.val.ptr, msg->value.val.len, why, sizeof why)) == NULL) {
         snprintf(reason, sizeof reason, "value is not JSON: %s", why);
         invalid(err, reason);
-    } else if (object->type != JSON_OBJECT) {
+    } else if (!yyjson_is_obj(object = yyjson_doc_get_root(doc))) {
         invalid(err, "value is JSON but not an object");
-    } else if ((items = json_get(object, "drop")) != NULL && items->type == JSON_BOOL && items->boolean) {
+    } else if (yyjson_is_true(yyjson_obj_get(object, "drop"))) {
         ok = true; /* dropped: no outputs */
-    } else if ((items = json_get(object, "items")) != NULL && items->type == JSON_ARRAY) {
+    } else if (yyjson_is_arr(items = yyjson_obj_get(object, "items"))) {
         ok = true;
-        ret->len = items->array.len;
+        ret->len = yyjson_arr_size(items);
         ret->ptr = ret->len ? calloc(ret->len, sizeof *ret->ptr) : NULL;
-        for (size_t i = 0; i < items->array.len; i++) {
+        size_t i, max;
+        yyjson_val *item;
+        yyjson_arr_foreach(items, i, max, item) {
             weir_plugin_types_output_t *out = &ret->ptr[i];
             json_buf value = {0};
-            if (!json_write(&value, items->array.items[i])) abort(); /* out of memory: trap */
-            out->topic = topic_for(items->array.items[i]);
+            if (!json_write(&value, item)) abort(); /* out of memory: trap */
+            out->topic = topic_for(item);
             out->key.is_some = msg->key.is_some;
             if (msg->key.is_some) copy_bytes(&out->key.val, msg->key.val.ptr, msg->key.val.len);
             out->value.is_some = true;
@@ -161,7 +164,7 @@ bool exports_weir_plugin_transformer_transform(exports_weir_plugin_transformer_m
         weir_plugin_log_log(WEIR_PLUGIN_LOG_LEVEL_DEBUG, &text);
         json_buf_free(&summary);
     }
-    json_doc_free(doc);
+    yyjson_doc_free(doc);
     exports_weir_plugin_transformer_message_free(msg);
     return ok;
 }

@@ -4,8 +4,9 @@
 # for wasm32-wasi as a reactor; wasm-tools makes the component, with WASI
 # preview1 calls (stdio) adapted to WASI 0.2. Toolchain: clang-19, lld-19,
 # wasi-libc and libclang-rt-19-dev-wasm32 (Debian), wit-bindgen 0.61.0 and
-# wasm-tools 1.263.0 (crates.io), the wasmtime 48 reactor adapter; weir's
-# plugins/c/setup.sh installs them all.
+# wasm-tools 1.263.0 (crates.io), the wasmtime 48 reactor adapter, and
+# yyjson 0.10.0's sources (the JSON library json.c builds on, compiled in
+# when json.c is here); weir's plugins/c/setup.sh installs them all.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 world={{world}}
@@ -35,9 +36,18 @@ if ! log=$("$wit_bindgen" c wit --world "$world" --out-dir gen 2>&1); then
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+yyjson_flags=() yyjson_object=()
+if [ -f json.c ]; then
+    yyjson="$cache/yyjson-0.10.0"
+    [ -f "$yyjson/yyjson.c" ] || missing "yyjson 0.10.0 ($yyjson/yyjson.c)"
+    yyjson_flags=(-I "$yyjson" -DYYJSON_DISABLE_WRITER=1 -DYYJSON_DISABLE_UTILS=1 -DYYJSON_DISABLE_NON_STANDARD=1)
+    # compiled once per project (it takes a while), into gen/
+    [ -f gen/yyjson.o ] || "$clang" --target=wasm32-wasi -O2 -std=c11 "${yyjson_flags[@]}" -c "$yyjson/yyjson.c" -o gen/yyjson.o
+    yyjson_object=(gen/yyjson.o)
+fi
 "$clang" --target=wasm32-wasi -mexec-model=reactor -O2 -std=c11 -Wall -Wextra \
-    -I gen -Wl,-z,stack-size=262144 -Wl,--strip-debug \
-    -o "$tmp/core.wasm" "${sources[@]}" "gen/$base.c" "gen/${base}_component_type.o"
+    -I gen "${yyjson_flags[@]}" -Wl,-z,stack-size=262144 -Wl,--strip-debug \
+    -o "$tmp/core.wasm" "${sources[@]}" "${yyjson_object[@]}" "gen/$base.c" "gen/${base}_component_type.o"
 "$wasm_tools" component new "$tmp/core.wasm" --adapt "wasi_snapshot_preview1=$adapter" -o "$tmp/component.wasm"
 "$wasm_tools" validate "$tmp/component.wasm"
 mv "$tmp/component.wasm" {{name_snake}}.wasm

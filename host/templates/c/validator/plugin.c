@@ -27,20 +27,19 @@ bool exports_weir_plugin_validator_validate(exports_weir_plugin_validator_messag
                                             exports_weir_plugin_validator_error_t *err) {
     char why[200], reason[300];
     bool ok = false;
-    json_doc *doc = NULL;
-    json_value *value = NULL;
+    yyjson_doc *doc = NULL;
     err->tag = WEIR_PLUGIN_TYPES_ERROR_INVALID;
     if (!msg->value.is_some) {
         validator_plugin_string_dup(&err->val.invalid, "value is null; expected a JSON object");
-    } else if ((value = json_parse(msg->value.val.ptr, msg->value.val.len, &doc, why, sizeof why)) == NULL) {
+    } else if ((doc = json_parse(msg->value.val.ptr, msg->value.val.len, why, sizeof why)) == NULL) {
         snprintf(reason, sizeof reason, "value is not JSON: %s", why);
         validator_plugin_string_dup(&err->val.invalid, reason);
-    } else if (value->type != JSON_OBJECT) {
+    } else if (!yyjson_is_obj(yyjson_doc_get_root(doc))) {
         validator_plugin_string_dup(&err->val.invalid, "value is JSON but not an object");
     } else {
         ok = true;
     }
-    json_doc_free(doc);
+    yyjson_doc_free(doc);
     exports_weir_plugin_validator_message_free(msg);
     return ok;
 }
