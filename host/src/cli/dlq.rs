@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
+use rdkafka::consumer::{CommitMode, Consumer as _};
 use rdkafka::producer::Producer as _;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
@@ -41,9 +41,9 @@ use serde_json::{Value, json};
 use crate::cli::jsonl;
 use crate::config::{Config, Pipeline};
 use crate::delivery::records::{Input, undeclared_route};
-use crate::kafka::proxy::{LoggingContext, ProducerProxy, WeirProducer, producer_config};
+use crate::kafka::proxy::{ProducerProxy, WeirProducer, producer_config};
 use crate::kafka::record::{RawHeader, future_record};
-use crate::kafka::scan::{self, Scan, Start};
+use crate::kafka::scan::{self, Scan, ScanConsumer, Start};
 use crate::plugin::{LogTags, Outcome};
 
 /// Headers `delivery::records::dead_letter` adds, by name or prefix.
@@ -161,6 +161,7 @@ struct Replay {
     /// The consumer group that keeps this replay's progress. Default:
     /// `weir-replay-<pipeline>-<hash of the target and the filters>`, so
     /// the same replay run again resumes and a different one starts afresh.
+    /// A dead letter read and left out (filtered, refused) counts as done.
     #[arg(long)]
     group: Option<String>,
     /// Dead letters read per transaction (per commit at least once).
@@ -570,7 +571,8 @@ pub fn reason_pattern(reason: &str) -> String {
     let mut prev_alnum = false;
     while let Some(c) = chars.next() {
         match c {
-            '"' | '\'' | '`' => {
+            // An apostrophe (`header 0's`) follows a letter or digit; a quote does not.
+            '"' | '`' | '\'' if !(c == '\'' && prev_alnum) => {
                 let close = c;
                 let mut quoted = String::new();
                 let mut closed = false;
@@ -611,7 +613,9 @@ pub fn reason_pattern(reason: &str) -> String {
                 prev_alnum = true;
             }
             other => {
-                prev_alnum = other.is_alphanumeric() || other == '_';
+                // `UTF-8`, `id-12`: a hyphen inside a word keeps it a word.
+                prev_alnum =
+                    other.is_alphanumeric() || other == '_' || (other == '-' && prev_alnum);
                 out.push(other);
             }
         }
@@ -820,15 +824,11 @@ impl Replay {
             );
         }
         let group = self.group.clone().unwrap_or_else(|| {
+            // Not --max-replays: run again with one, a replay goes on
+            // where it stopped and refuses the loops it finds.
             let identity = format!(
-                "{}|{}|{}|{:?}|{:?}|{:?}|{:?}",
-                spec.dead_letter,
-                target,
-                spec.name,
-                filter.kinds,
-                filter.since,
-                filter.until,
-                self.max_replays
+                "{}|{}|{}|{:?}|{:?}|{:?}",
+                spec.dead_letter, target, spec.name, filter.kinds, filter.since, filter.until,
             );
             format!("weir-replay-{}-{:016x}", spec.name, fnv1a(&identity))
         });
@@ -841,7 +841,7 @@ impl Replay {
 
     /// The group's committed offsets on the dead-letter topic.
     fn committed(
-        consumer: &BaseConsumer<LoggingContext>,
+        consumer: &ScanConsumer,
         topic: &str,
         group: &str,
     ) -> anyhow::Result<BTreeMap<i32, i64>> {
@@ -1178,7 +1178,7 @@ impl Replay {
     async fn commit(
         &self,
         producer: &WeirProducer,
-        consumer: &BaseConsumer<LoggingContext>,
+        consumer: &ScanConsumer,
         spec: &Pipeline,
         progress: &Progress,
         batch: Batch,
@@ -1293,6 +1293,10 @@ mod tests {
             "value N at offset N too large"
         );
         assert_eq!(reason_pattern("k12 isn't here"), "k12 isn't here");
+        assert_eq!(
+            reason_pattern(r#"header 0's name is not UTF-8 (b"\xc3("), and a plugin's key"#),
+            r#"header N's name is not UTF-8 (b"…"), and a plugin's key"#
+        );
         assert_eq!(
             reason_pattern(r#"bad "a\"b" then 'x'"#),
             r#"bad "…" then '…'"#

@@ -17,13 +17,33 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext};
 use rdkafka::error::KafkaError;
-use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientConfig, ClientContext, Message as _, Offset, TopicPartitionList};
 
 use crate::config::Kafka;
 use crate::delivery::records::Input;
-use crate::kafka::proxy::{LoggingContext, consumer_config};
+use crate::kafka::proxy::consumer_config;
+
+/// A scan's consumer.
+pub type ScanConsumer = BaseConsumer<ScanContext>;
+
+/// Logs client errors, but not the end of a partition: librdkafka reports
+/// it on the main queue too, and a scan reads every partition to its end.
+pub struct ScanContext {
+    owner: String,
+}
+
+impl ClientContext for ScanContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(error, KafkaError::Global(RDKafkaErrorCode::PartitionEOF)) {
+            tracing::warn!(owner = %self.owner, "kafka: {error}: {reason}");
+        }
+    }
+}
+
+impl ConsumerContext for ScanContext {}
 
 /// How long one metadata or offsets request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
@@ -45,7 +65,7 @@ pub enum Start {
 
 /// A scan of one topic; see the module's invariants.
 pub struct Scan {
-    consumer: BaseConsumer<LoggingContext>,
+    consumer: ScanConsumer,
     topic: String,
     /// Per partition still being read, the offset it ends before.
     ends: BTreeMap<i32, i64>,
@@ -59,7 +79,7 @@ pub fn consumer(
     bootstrap: &str,
     group: Option<&str>,
     owner: &str,
-) -> anyhow::Result<BaseConsumer<LoggingContext>> {
+) -> anyhow::Result<ScanConsumer> {
     let mut config: ClientConfig = consumer_config(kafka, bootstrap);
     config
         .set("enable.auto.commit", "false")
@@ -67,11 +87,13 @@ pub fn consumer(
         .set("enable.partition.eof", "true")
         .set("isolation.level", "read_committed")
         .set("auto.offset.reset", "earliest");
-    if let Some(group) = group {
-        config.set("group.id", group);
-    }
+    // librdkafka assigns partitions only to a consumer with a group.id
+    // (`Unknown group` otherwise); assigning joins nothing.
+    config.set("group.id", group.unwrap_or("weir-scan"));
     config
-        .create_with_context(LoggingContext::new(owner))
+        .create_with_context(ScanContext {
+            owner: owner.to_string(),
+        })
         .with_context(|| format!("cannot create a consumer for {bootstrap}"))
 }
 
@@ -79,7 +101,7 @@ impl Scan {
     /// Opens a scan of `topic` starting at `start`, except where `resume`
     /// names a partition's next offset (a replay's committed progress).
     pub fn open(
-        consumer: BaseConsumer<LoggingContext>,
+        consumer: ScanConsumer,
         topic: &str,
         start: &Start,
         resume: &BTreeMap<i32, i64>,
@@ -143,7 +165,7 @@ impl Scan {
         })
     }
 
-    pub fn consumer(&self) -> &BaseConsumer<LoggingContext> {
+    pub fn consumer(&self) -> &ScanConsumer {
         &self.consumer
     }
 
