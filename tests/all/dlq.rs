@@ -302,6 +302,22 @@ fn a_replay_after_fixing_the_plugin_moves_every_dead_letter_to_the_output_once()
     run_pipeline(&s, 5, 8);
     fix(&s.config);
 
+    let (shown, _) = ok(&[
+        "dlq",
+        "show",
+        "--config",
+        config,
+        "--pipeline",
+        "e2e",
+        "--limit",
+        "2",
+    ]);
+    assert!(
+        shown.starts_with("8 dead letters of pipeline e2e"),
+        "{shown}"
+    );
+    eprintln!("$ weir dlq show --pipeline e2e --limit 2\n{shown}");
+
     // The dry run says what would pass now, and changes no topic.
     let before: Vec<usize> = [&s.t.input, &s.t.output, &s.t.dead]
         .iter()
@@ -321,6 +337,7 @@ fn a_replay_after_fixing_the_plugin_moves_every_dead_letter_to_the_output_once()
         "{dry}"
     );
     assert_eq!(dry.matches("would pass  ").count(), 7, "{dry}");
+    eprintln!("$ weir dlq replay --pipeline e2e --dry-run\n{dry}");
     assert!(dry.contains("still fails") && dry.contains("/id"), "{dry}");
     let after: Vec<usize> = [&s.t.input, &s.t.output, &s.t.dead]
         .iter()
@@ -338,6 +355,7 @@ fn a_replay_after_fixing_the_plugin_moves_every_dead_letter_to_the_output_once()
             && summary.contains("8 read, 8 replayed"),
         "{summary}{stderr}"
     );
+    eprintln!("$ weir dlq replay --pipeline e2e\n{summary}");
     let (again, _) = ok(&["dlq", "replay", "--config", config, "--pipeline", "e2e"]);
     assert!(again.contains("0 read, 0 replayed"), "once: {again}");
 

@@ -44,7 +44,7 @@ use crate::delivery::records::{Input, undeclared_route};
 use crate::kafka::proxy::{ProducerProxy, WeirProducer, producer_config};
 use crate::kafka::record::{RawHeader, future_record};
 use crate::kafka::scan::{self, Scan, ScanConsumer, Start};
-use crate::plugin::{LogTags, Outcome};
+use crate::plugin::{LogTags, Outcome, Runtime};
 
 /// Headers `delivery::records::dead_letter` adds, by name or prefix.
 const ERROR_PREFIX: &[u8] = b"weir.error.";
@@ -632,12 +632,14 @@ fn cut(text: &str) -> String {
     format!("{head}… ({} bytes)", text.len())
 }
 
-/// A byte field for a person: `null`, text as a JSON string, anything else
-/// escaped; cut.
+/// A byte field for a person: `(null)`, text as it is (JSON-escaped if it
+/// holds control characters), anything else escaped; cut.
 fn shown_bytes(bytes: Option<&[u8]>) -> String {
     match bytes {
-        None => "null".into(),
+        None => "(null)".into(),
+        Some([]) => "(empty)".into(),
         Some(b) => match std::str::from_utf8(b) {
+            Ok(s) if !s.chars().any(char::is_control) => cut(s),
             Ok(s) => cut(&Value::String(s.to_string()).to_string()),
             Err(_) => {
                 let head = &b[..b.len().min(WIDTH / 2)];
@@ -875,7 +877,11 @@ impl Replay {
         group: &str,
         target: &str,
     ) -> anyhow::Result<ExitCode> {
-        let runtime = super::runtime_for(config)?;
+        let runtime = if spec.limits.fuel.is_some() {
+            Runtime::with_fuel()?
+        } else {
+            Runtime::new()?
+        };
         let plugin = runtime
             .load(&spec.plugin)
             .with_context(|| format!("pipeline {:?}", spec.name))?;
@@ -1008,12 +1014,12 @@ impl Replay {
         {
             let stop = Arc::clone(&stop);
             tokio::spawn(async move {
-                super::wait_for_signal().await;
+                wait_for_signal().await;
                 tracing::info!(
                     "signal received: committing what was republished, then stopping (a second signal exits at once)"
                 );
                 stop.store(true, Ordering::SeqCst);
-                super::wait_for_signal().await;
+                wait_for_signal().await;
                 std::process::exit(130);
             });
         }
@@ -1248,6 +1254,23 @@ struct Batch {
     replayed: usize,
     open: bool,
     deliveries: Vec<(String, rdkafka::producer::DeliveryFuture)>,
+}
+
+/// SIGINT or SIGTERM (never, where they cannot be listened to).
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => std::future::pending::<()>().await,
+    }
 }
 
 /// Hands a record to the producer, waiting while its queue is full.
