@@ -5,6 +5,7 @@ mod broker;
 mod cli;
 mod compose;
 mod conformance;
+mod dlq;
 mod exactly_once;
 mod fixtures;
 mod hostile;

@@ -7,16 +7,20 @@
 //! is any bytes; on input any other JSON value stands for its compact
 //! serialization. On output, UTF-8 bytes print as a string, others as
 //! `{"$base64": …}`. Headers are an object `{name: bytes}` or a list of
-//! `[name, bytes]` pairs on input, and always the list on output.
+//! `[name, bytes]` pairs on input, and always the list on output. A header
+//! name is bytes too: a string, or in a pair `{"$base64": …}` for a name
+//! that is not UTF-8 (which Kafka allows and a plugin cannot be given).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value, json};
 
+use crate::delivery::records::Input;
+use crate::kafka::record::RawHeader;
 use crate::plugin::{Header, Message, Output};
 
-/// Headers as name and optional value, in order.
-pub type Headers = Vec<(String, Option<Vec<u8>>)>;
+/// Headers as name and optional value, both bytes, in order.
+pub type Headers = Vec<RawHeader>;
 
 /// One input line.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -30,7 +34,26 @@ pub struct Record {
 }
 
 impl Record {
-    /// The plugin's view of this record, as if consumed at `offset`.
+    /// The record as the pipeline's consumer would hand it over at
+    /// `offset`: [`Input::into_message`] then judges it as a pipeline does
+    /// (a header name that is not UTF-8 makes it unfit).
+    pub fn to_input(&self, default_topic: &str, offset: i64) -> Input {
+        Input {
+            topic: self
+                .topic
+                .clone()
+                .unwrap_or_else(|| default_topic.to_string()),
+            partition: self.partition.unwrap_or(0),
+            offset,
+            timestamp: self.timestamp,
+            key: self.key.clone(),
+            value: self.value.clone(),
+            headers: self.headers.clone(),
+        }
+    }
+
+    /// The plugin's view of this record, as if consumed at `offset`; a
+    /// header name that is not UTF-8 is shown lossily.
     pub fn to_message(&self, default_topic: &str, offset: i64) -> Message {
         Message {
             topic: self
@@ -46,7 +69,7 @@ impl Record {
                 .headers
                 .iter()
                 .map(|(key, value)| Header {
-                    key: key.clone(),
+                    key: String::from_utf8_lossy(key).into_owned(),
                     value: value.clone(),
                 })
                 .collect(),
@@ -90,8 +113,9 @@ pub fn parse_line(line: &str) -> Result<Record, String> {
     if let Some(h) = obj.remove("headers") {
         record.headers = decode_headers(&h)?;
     }
-    // Fields a result line carries are allowed, so outputs can be fed back in.
-    obj.retain(|k, _| !matches!(k.as_str(), "offset" | "expect"));
+    // Fields a result line carries are allowed, so outputs can be fed back
+    // in, and so is what `weir dlq show --format json` says of a dead letter.
+    obj.retain(|k, _| !matches!(k.as_str(), "offset" | "expect" | "dead_letter"));
     if let Some(unknown) = obj.keys().next() {
         return Err(format!(
             "unknown field `{unknown}` (known: topic, partition, timestamp, key, value, headers)"
@@ -107,19 +131,30 @@ fn decode_headers(h: &Value) -> Result<Headers, String> {
             .iter()
             .map(|(k, v)| {
                 Ok((
-                    k.clone(),
+                    k.clone().into_bytes(),
                     decode_bytes(v).map_err(|e| format!("header `{k}`: {e}"))?,
                 ))
             })
             .collect(),
         Value::Array(pairs) => pairs
             .iter()
-            .map(|pair| match pair.as_array().map(Vec::as_slice) {
+            .enumerate()
+            .map(|(i, pair)| match pair.as_array().map(Vec::as_slice) {
                 Some([Value::String(k), v]) => Ok((
-                    k.clone(),
+                    k.clone().into_bytes(),
                     decode_bytes(v).map_err(|e| format!("header `{k}`: {e}"))?,
                 )),
-                _ => Err("`headers` as a list must hold [name, value] pairs".to_string()),
+                Some([name @ Value::Object(_), v]) => {
+                    let name = decode_bytes(name)
+                        .map_err(|e| format!("header {i}'s name: {e}"))?
+                        .unwrap_or_default();
+                    let value = decode_bytes(v).map_err(|e| format!("header {i}: {e}"))?;
+                    Ok((name, value))
+                }
+                _ => Err(
+                    "`headers` as a list must hold [name, value] pairs (a name is a string or {\"$base64\": …})"
+                        .to_string(),
+                ),
             })
             .collect(),
         _ => Err("`headers` must be an object or a list of [name, value] pairs".into()),
@@ -164,6 +199,16 @@ pub fn encode_headers<'a>(headers: impl IntoIterator<Item = (&'a str, Option<&'a
     )
 }
 
+/// Headers of any bytes: a name that is not UTF-8 as `{"$base64": …}`.
+pub fn encode_raw_headers(headers: &[RawHeader]) -> Value {
+    Value::Array(
+        headers
+            .iter()
+            .map(|(k, v)| json!([encode_bytes(Some(k)), encode_bytes(v.as_deref())]))
+            .collect(),
+    )
+}
+
 /// A transformer output in its JSON form.
 pub fn encode_output(o: &Output) -> Value {
     let mut m = Map::new();
@@ -199,7 +244,7 @@ mod tests {
             r.value.as_deref(),
             Some(r#"{"id":1,"text":"é"}"#.as_bytes())
         );
-        assert_eq!(r.headers[1], ("b".to_string(), None));
+        assert_eq!(r.headers[1], (b"b".to_vec(), None));
         assert_eq!(r.headers[2].1.as_deref(), Some([0u8, 255].as_slice()));
         let pairs = parse_line(r#"{"value":"plain","headers":[["h","1"],["h","2"]]}"#).unwrap();
         assert_eq!(pairs.value.as_deref(), Some(b"plain".as_slice()));
@@ -212,6 +257,20 @@ mod tests {
             let encoded = encode_bytes(bytes.as_deref());
             assert_eq!(decode_bytes(&encoded).unwrap(), bytes);
         }
+    }
+
+    #[test]
+    fn header_names_of_any_bytes_round_trip() {
+        let headers: Headers = vec![
+            (vec![0xc3, 0x28], Some(b"v".to_vec())),
+            (b"plain".to_vec(), None),
+        ];
+        let line = json!({"headers": encode_raw_headers(&headers), "dead_letter": {"kind": "x"}});
+        assert_eq!(line["headers"][0][0], json!({"$base64": "wyg="}));
+        let r = parse_line(&line.to_string()).unwrap();
+        assert_eq!(r.headers, headers);
+        let unfit = r.to_input("t", 0).into_message().unwrap_err();
+        assert_eq!(unfit.kind, crate::delivery::records::HEADER_NOT_UTF8);
     }
 
     #[test]

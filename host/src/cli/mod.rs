@@ -1,6 +1,7 @@
-//! The `weir` command: `run`, `check`, `test` (in [`crate::cli::test_runner`]) and
-//! `new` (in [`crate::cli::scaffold`]).
+//! The `weir` command: `run`, `check`, `test` (in [`crate::cli::test_runner`]),
+//! `dlq` (in [`crate::cli::dlq`]) and `new` (in [`crate::cli::scaffold`]).
 
+pub mod dlq;
 pub mod jsonl;
 pub mod scaffold;
 pub mod test_runner;
@@ -43,6 +44,7 @@ enum Command {
     Run(Run),
     Check(Check),
     Test(crate::cli::test_runner::Test),
+    Dlq(crate::cli::dlq::Dlq),
     New(crate::cli::scaffold::New),
 }
 
@@ -83,6 +85,7 @@ pub fn main() -> ExitCode {
         Command::Run(c) => c.execute(),
         Command::Check(c) => c.execute(),
         Command::Test(c) => c.execute(),
+        Command::Dlq(c) => c.execute(),
         Command::New(c) => c.execute(),
     };
     match result {

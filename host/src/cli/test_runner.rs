@@ -35,29 +35,76 @@ use crate::plugin::{GuestLine, LogTags, Outcome, Runtime};
 
 /// Runs a plugin offline over JSON-lines messages and prints one result per
 /// message; with --expect, compares each result with the expected one.
+/// With --from-topic and --record, reads real messages from Kafka and
+/// records them with the plugin's current verdicts as a test.
 #[derive(Parser)]
 pub struct Test {
-    /// The plugin's `.wasm` component.
-    plugin: PathBuf,
+    /// The plugin's `.wasm` component; absent, the plugin (with its config
+    /// and limits) of --pipeline, or of the pipeline --from-topic reads.
+    plugin: Option<PathBuf>,
     /// JSON lines `{"key":…, "value":…, "headers":{…}, "topic":…}`; stdin if absent.
-    #[arg(long, short)]
+    #[arg(long, short, conflicts_with = "from_topic")]
     input: Option<PathBuf>,
-    /// A `key=value` for the plugin's init (repeatable); `key=@file` reads a file.
-    #[arg(long = "config", short = 'c', value_name = "KEY=VALUE")]
+    /// A `key=value` for the plugin's init (repeatable); `key=@file` reads
+    /// a file. A value without `=` names the weir config file instead
+    /// (default weir.toml), which --pipeline and --from-topic read.
+    #[arg(long = "config", short = 'c', value_name = "KEY=VALUE|weir.toml")]
     config: Vec<String>,
-    /// The topic messages seem to come from when a line names none.
-    #[arg(long, default_value = "test")]
-    topic: String,
+    /// Take the plugin, its config and limits from this pipeline of the
+    /// weir config.
+    #[arg(long)]
+    pipeline: Option<String>,
+    /// The topic messages seem to come from when a line names none
+    /// (default: the pipeline's input, else `test`).
+    #[arg(long)]
+    topic: Option<String>,
     /// Expected results, one JSON object per input message (line n for
     /// message n). Only the fields an expected object has are compared;
     /// any difference exits 1 with a diff on stderr.
-    #[arg(long, short = 'e', value_name = "FILE.jsonl")]
+    #[arg(
+        long,
+        short = 'e',
+        value_name = "FILE.jsonl",
+        conflicts_with = "record"
+    )]
     expect: Option<PathBuf>,
     /// `json`: one JSON line per message; `pretty`: one readable line per
     /// message, outputs and logs indented below it. Default: pretty on a
     /// terminal, json otherwise.
     #[arg(long, value_enum)]
     format: Option<Format>,
+    /// Read the messages from this Kafka topic (brokers from the weir
+    /// config; no group joined, nothing committed), from its start up to
+    /// its end as it is now. On a pipeline's dead-letter topic each dead
+    /// letter is read back as the message it was (its source topic, its
+    /// own headers). Without a plugin: the pipeline whose input, else whose
+    /// dead-letter topic, this is.
+    #[arg(long, value_name = "TOPIC", requires = "record")]
+    from_topic: Option<String>,
+    /// With --from-topic: only messages at or after this time (RFC 3339,
+    /// milliseconds since the epoch, or a time ago: 15m, 2h, 3d).
+    #[arg(long, requires = "from_topic", value_parser = crate::cli::dlq::parse_time)]
+    since: Option<i64>,
+    /// With --from-topic: at most this many messages.
+    #[arg(long, requires = "from_topic")]
+    limit: Option<usize>,
+    /// With --from-topic: write the messages to DIR/input.jsonl (bytes that
+    /// are not UTF-8 as `{"$base64": …}`) and the plugin's verdicts on them
+    /// to DIR/expected.jsonl, so that `weir test --input DIR/input.jsonl
+    /// --expect DIR/expected.jsonl` guards that behaviour from then on.
+    #[arg(long, value_name = "DIR", requires = "from_topic")]
+    record: Option<PathBuf>,
+}
+
+/// What runs the messages: a plugin file and its init config, the limits
+/// and the default topic.
+struct Subject {
+    plugin: PathBuf,
+    config: Vec<(String, String)>,
+    limits: Limits,
+    topic: String,
+    /// How to run the recorded fixture again.
+    command: String,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -73,8 +120,20 @@ const MAX_DIFFS: usize = 10;
 const PRETTY_WIDTH: usize = 72;
 
 impl Test {
-    pub fn execute(self) -> anyhow::Result<ExitCode> {
-        let config = self.plugin_config()?;
+    pub fn execute(mut self) -> anyhow::Result<ExitCode> {
+        let subject = self.subject()?;
+        let config = subject.config.clone();
+        let mut recording = match (&self.from_topic, &self.record) {
+            (Some(topic), Some(dir)) => {
+                let input = self.record_input(topic, dir)?;
+                self.input = Some(input);
+                let path = dir.join("expected.jsonl");
+                let file = std::fs::File::create(&path)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                Some((std::io::BufWriter::new(file), path))
+            }
+            _ => None,
+        };
         let expected = match &self.expect {
             Some(path) => match read_expected(path)? {
                 Ok(lines) => Some(lines),
@@ -91,8 +150,12 @@ impl Test {
             Format::Json
         });
 
-        let runtime = Runtime::new()?;
-        let plugin = match runtime.load(&self.plugin) {
+        let runtime = if subject.limits.fuel.is_some() {
+            Runtime::with_fuel()?
+        } else {
+            Runtime::new()?
+        };
+        let plugin = match runtime.load(&subject.plugin) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -105,7 +168,7 @@ impl Test {
             plugin: plugin.name.clone(),
             capture: Some(Arc::clone(&capture)),
         };
-        let mut instance = match plugin.instantiate(&config, &Limits::default(), tags) {
+        let mut instance = match plugin.instantiate(&config, &subject.limits, tags) {
             Ok(i) => i,
             Err(e) => {
                 for l in take_lines(&capture) {
@@ -147,14 +210,22 @@ impl Test {
                     continue;
                 }
             };
-            let message = record.to_message(&self.topic, i as i64);
-            let mut result = outcome_json(instance.call(&message));
+            // As a pipeline would: a record whose header names are not all
+            // UTF-8 never reaches the plugin.
+            let mut result = match record.to_input(&subject.topic, i as i64).into_message() {
+                Ok(message) => outcome_json(instance.call(&message)),
+                Err(unfit) => json!({"result": unfit.kind, "reason": unfit.reason}),
+            };
             let logs = take_lines(&capture);
             result["line"] = json!(line_no);
             if !logs.is_empty() {
                 result["logs"] = serde_json::to_value(&logs)?;
             }
             tally.count(&result);
+            if let Some((file, path)) = &mut recording {
+                writeln!(file, "{}", verdict(&result))
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
 
             let key = jsonl::encode_bytes(record.key.as_deref());
             let verdict = expected.as_ref().map(|expected| {
@@ -178,6 +249,16 @@ impl Test {
             }
         }
         drop(out);
+        if let Some((mut file, path)) = recording {
+            file.flush()
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!(
+                "recorded {} messages and their verdicts in {}; check them with:\n  {}",
+                tally.messages,
+                path.display(),
+                subject.command
+            );
+        }
 
         let mut summary = String::new();
         if let Some(expected) = &expected {
@@ -207,10 +288,165 @@ impl Test {
         })
     }
 
+    /// The weir config file named by a `--config` value without `=`.
+    fn weir_config(&self) -> anyhow::Result<Option<PathBuf>> {
+        let files: Vec<&String> = self.config.iter().filter(|c| !c.contains('=')).collect();
+        match files.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(PathBuf::from(one))),
+            more => anyhow::bail!("--config names more than one weir config file: {more:?}"),
+        }
+    }
+
+    /// The plugin, config and limits to run: the plugin file given, or a
+    /// pipeline's.
+    fn subject(&self) -> anyhow::Result<Subject> {
+        let file = self.weir_config()?;
+        let wants_config = self.pipeline.is_some() || self.from_topic.is_some();
+        if let (Some(plugin), None) = (&self.plugin, &self.pipeline) {
+            let topic = self.topic.clone().unwrap_or_else(|| "test".into());
+            let mut command = format!("weir test {}", plugin.display());
+            for c in self.config.iter().filter(|c| c.contains('=')) {
+                command.push_str(&format!(" --config {c}"));
+            }
+            return Ok(Subject {
+                plugin: plugin.clone(),
+                config: self.plugin_config()?,
+                limits: Limits::default(),
+                topic,
+                command: self.rerun(command),
+            });
+        }
+        if !wants_config {
+            anyhow::bail!("name the plugin's .wasm file, or a pipeline with --pipeline");
+        }
+        let path = file.unwrap_or_else(|| PathBuf::from("weir.toml"));
+        let config = crate::config::Config::load(&path)?;
+        let names = || {
+            config
+                .pipelines
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+        };
+        let spec = match (&self.pipeline, &self.from_topic) {
+            (Some(name), _) => config.pipelines.iter().find(|p| &p.name == name).with_context(|| {
+                format!("{}: no pipeline {name:?} (pipelines: {:?})", path.display(), names())
+            })?,
+            (None, Some(topic)) => config
+                .pipelines
+                .iter()
+                .find(|p| &p.input == topic)
+                .or_else(|| config.pipelines.iter().find(|p| &p.dead_letter == topic))
+                .with_context(|| {
+                    format!(
+                        "{}: no pipeline reads or dead-letters {topic:?}: name one with --pipeline, or give the plugin's .wasm file",
+                        path.display()
+                    )
+                })?,
+            (None, None) => anyhow::bail!("name the plugin's .wasm file, or a pipeline with --pipeline"),
+        };
+        if self.config.iter().any(|c| c.contains('=')) {
+            anyhow::bail!(
+                "pipeline {:?} takes its plugin's config from {}: KEY=VALUE --config pairs apply only to a plugin file given",
+                spec.name,
+                path.display()
+            );
+        }
+        let plugin = match &self.plugin {
+            Some(p) => p.clone(),
+            None => spec.plugin.clone(),
+        };
+        let command = format!(
+            "weir test --config {} --pipeline {}",
+            path.display(),
+            spec.name
+        );
+        Ok(Subject {
+            plugin,
+            config: spec.plugin_config.clone(),
+            limits: spec.limits.clone(),
+            topic: self.topic.clone().unwrap_or_else(|| spec.input.clone()),
+            command: self.rerun(command),
+        })
+    }
+
+    fn rerun(&self, command: String) -> String {
+        match &self.record {
+            Some(dir) => format!(
+                "{command} --input {} --expect {}",
+                dir.join("input.jsonl").display(),
+                dir.join("expected.jsonl").display()
+            ),
+            None => command,
+        }
+    }
+
+    /// Reads `topic` into `dir/input.jsonl`; returns that path.
+    fn record_input(&self, topic: &str, dir: &Path) -> anyhow::Result<PathBuf> {
+        let path = self
+            .weir_config()?
+            .unwrap_or_else(|| PathBuf::from("weir.toml"));
+        let config = crate::config::Config::load(&path)?;
+        if config.kafka.is_embedded() {
+            anyhow::bail!(
+                "{}: brokers = \"embedded\" keeps nothing once `weir run` exits: there is no topic to read",
+                path.display()
+            );
+        }
+        let dead_letters = config.pipelines.iter().any(|p| p.dead_letter == topic);
+        let consumer =
+            crate::kafka::scan::consumer(&config.kafka, &config.kafka.brokers, None, "weir test")?;
+        let start = match self.since {
+            Some(ms) => crate::kafka::scan::Start::Time(ms),
+            None => crate::kafka::scan::Start::Beginning,
+        };
+        let mut scan =
+            crate::kafka::scan::Scan::open(consumer, topic, &start, &Default::default())?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let input = dir.join("input.jsonl");
+        let mut out = std::io::BufWriter::new(
+            std::fs::File::create(&input)
+                .with_context(|| format!("cannot write {}", input.display()))?,
+        );
+        let limit = self.limit.unwrap_or(usize::MAX);
+        let mut n = 0;
+        while n < limit {
+            let Some(record) = scan.next_record()? else {
+                break;
+            };
+            if self
+                .since
+                .is_some_and(|s| record.timestamp.is_none_or(|t| t < s))
+            {
+                continue;
+            }
+            let line = if dead_letters {
+                crate::cli::dlq::DeadLetter::read(record).to_jsonl()
+            } else {
+                json!({
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    "timestamp": record.timestamp,
+                    "key": jsonl::encode_bytes(record.key.as_deref()),
+                    "value": jsonl::encode_bytes(record.value.as_deref()),
+                    "headers": jsonl::encode_raw_headers(&record.headers),
+                })
+            };
+            writeln!(out, "{line}").with_context(|| format!("cannot write {}", input.display()))?;
+            n += 1;
+        }
+        out.flush()
+            .with_context(|| format!("cannot write {}", input.display()))?;
+        eprintln!("read {n} messages from {topic} into {}", input.display());
+        Ok(input)
+    }
+
     /// The `--config` pairs, `@file` values read.
     fn plugin_config(&self) -> anyhow::Result<Vec<(String, String)>> {
         let mut config = Vec::new();
-        for pair in &self.config {
+        for pair in self.config.iter().filter(|c| c.contains('=')) {
             let (k, v) = pair
                 .split_once('=')
                 .with_context(|| format!("--config {pair:?}: expected KEY=VALUE"))?;
@@ -474,6 +710,18 @@ fn summarise_bytes(v: &Value) -> String {
             None => cut(&other.to_string()),
         },
     }
+}
+
+/// What `--record` expects of a result from now on: its verdict and
+/// outputs, not its wording (`reason`), logs or line.
+fn verdict(result: &Value) -> Value {
+    let mut v = serde_json::Map::new();
+    for field in ["result", "outputs"] {
+        if let Some(x) = result.get(field) {
+            v.insert(field.into(), x.clone());
+        }
+    }
+    Value::Object(v)
 }
 
 /// One result line of `weir test`.
