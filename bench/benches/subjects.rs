@@ -35,6 +35,7 @@ pub fn subjects() -> Vec<Subject> {
         ("json-schema-c", "c_json_schema.wasm"),
         ("json-schema-js", "js_json_schema.wasm"),
         ("json-schema-python", "python_json_schema.wasm"),
+        ("json-schema-go", "go_json_schema.wasm"),
     ] {
         let path = root().join("plugins/dist").join(file);
         if path.is_file() {

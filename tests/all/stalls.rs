@@ -258,3 +258,54 @@ fn offsets_held_by_transaction_markers_are_counted_not_warned_about() {
         "the markers between transactions were counted:\n{log}"
     );
 }
+
+/// Commit on revoke has a deadline: a lane stuck in a 60 s call when a
+/// second process joins the group holds the rebalance for 30 s, not for
+/// the call. The first process then gives the unfinished message up
+/// uncommitted (logged with its count), and the partitions move on.
+#[test]
+fn a_rebalance_waits_at_most_30_s_for_a_stuck_lane_then_gives_it_up_uncommitted() {
+    let Setup {
+        kafka,
+        t,
+        config,
+        _dir,
+    } = setup_with(
+        2,
+        0,
+        fixtures::SLOW_KEY,
+        &|_| vec![("ms".into(), "60000".into())],
+        "[pipeline.limits]\ntimeout = \"90s\"\n",
+    );
+    let text = std::fs::read_to_string(&config).expect("the config");
+    let text = text.replacen(
+        "\n[pipeline.config]\n",
+        "\nlanes = 2\norder = \"key\"\n[pipeline.config]\n",
+        1,
+    );
+    std::fs::write(&config, text).expect("the config written");
+    let mut inputs: Vec<Value> = vec![json!({"key": "slow", "value": "s", "partition": 0})];
+    inputs
+        .extend((0..20).map(|i| json!({"key": format!("k{i}"), "value": "m", "partition": i % 2})));
+    kafka.produce(&t.input, &inputs);
+    let first = WeirProcess::start(&config);
+    // Keys on the other lane come through; the slow lane's stay behind.
+    kafka.consume(&[&t.output], 5, LONG, None);
+    let joined = std::time::Instant::now();
+    let second = WeirProcess::start(&config);
+    first.wait_for_log("did not finish within 30s", Duration::from_secs(60));
+    let held = joined.elapsed();
+    second.wait_for_log("rebalance: assigned", Duration::from_secs(30));
+    let log = first.log_text();
+    first.signal("KILL");
+    second.signal("KILL");
+    assert!(
+        held >= Duration::from_secs(25) && held < Duration::from_secs(55),
+        "the revocation gave up after {held:?}:\n{log}"
+    );
+    assert!(
+        log.contains("messages of the revoked partitions did not finish within 30s"),
+        "{log}"
+    );
+    assert!(log.contains("releasing the partitions"), "{log}");
+}
