@@ -11,8 +11,9 @@
 //!   expected object leaves out (typically `reason`, `logs`, `line`) is not
 //!   looked at, so a plugin may word its reasons as it likes.
 //! - stdout carries the results only (JSON lines or pretty text); diffs,
-//!   init logs and the summary line go to stderr, so `--format json` output
-//!   stays machine-readable.
+//!   init logs, the instance's memory and the summary line go to stderr, so
+//!   `--format json` output stays machine-readable. The summary is the last
+//!   line.
 //! - Exit status: 0 all good, 1 a difference (or a different number of
 //!   results), 2 the plugin does not load or `init` fails, 3 a malformed
 //!   input or expected line.
@@ -196,6 +197,7 @@ impl Test {
         let expect_name = display(self.expect.as_deref());
         let mut out = std::io::stdout().lock();
         let mut tally = Tally::default();
+        let mut memory = MemoryTrace::default();
         for (i, line) in input.lines().enumerate() {
             let line_no = i + 1;
             let line = line.with_context(|| format!("{source}:{line_no}"))?;
@@ -226,6 +228,7 @@ impl Test {
                 writeln!(file, "{}", verdict(&result))
                     .with_context(|| format!("cannot write {}", path.display()))?;
             }
+            memory.record(tally.messages, instance.memory());
 
             let key = jsonl::encode_bytes(record.key.as_deref());
             let verdict = expected.as_ref().map(|expected| {
@@ -258,6 +261,9 @@ impl Test {
                 path.display(),
                 subject.command
             );
+        }
+        if let Some(line) = memory.describe(instance.replacements()) {
+            eprintln!("{line}");
         }
 
         let mut summary = String::new();
@@ -642,6 +648,51 @@ impl Tally {
     }
 }
 
+/// The instance's linear memory after message 1, 10, 100, … and after the
+/// last: a plugin that leaks shows as memory that keeps growing.
+#[derive(Default)]
+struct MemoryTrace {
+    /// (messages, bytes) at each power of ten.
+    checkpoints: Vec<(usize, usize)>,
+    last: (usize, usize),
+}
+
+impl MemoryTrace {
+    fn record(&mut self, messages: usize, bytes: usize) {
+        let next = self.checkpoints.last().map_or(1, |&(n, _)| n * 10);
+        if messages == next {
+            self.checkpoints.push((messages, bytes));
+        }
+        self.last = (messages, bytes);
+    }
+
+    /// `instance memory: 1216 KiB after 1 message, 1280 KiB after 10, …`;
+    /// None before any message.
+    fn describe(&self, replacements: u64) -> Option<String> {
+        if self.last.0 == 0 {
+            return None;
+        }
+        let mut points = self.checkpoints.clone();
+        if points.last() != Some(&self.last) {
+            points.push(self.last);
+        }
+        let parts: Vec<String> = points
+            .iter()
+            .map(|&(n, bytes)| {
+                let unit = if n == 1 { " message" } else { "" };
+                format!("{} KiB after {n}{unit}", bytes / 1024)
+            })
+            .collect();
+        let mut line = format!("instance memory: {}", parts.join(", "));
+        if replacements > 0 {
+            line.push_str(&format!(
+                " (the instance was replaced {replacements} time(s); each new one starts afresh)"
+            ));
+        }
+        Some(line)
+    }
+}
+
 /// One message as a person reads it: the verdict on its line, each output
 /// and each log line indented below.
 fn write_pretty(
@@ -783,6 +834,24 @@ mod tests {
             summarise_bytes(&json!({"$base64": "AP8A"})),
             "<3 bytes, not UTF-8>"
         );
+    }
+
+    #[test]
+    fn memory_is_shown_at_each_power_of_ten_and_at_the_end() {
+        let mut m = MemoryTrace::default();
+        assert_eq!(m.describe(0), None);
+        for n in 1..=1234 {
+            m.record(n, if n < 100 { 1 << 20 } else { 2 << 20 });
+        }
+        assert_eq!(
+            m.describe(0).unwrap(),
+            "instance memory: 1024 KiB after 1 message, 1024 KiB after 10, \
+             2048 KiB after 100, 2048 KiB after 1000, 2048 KiB after 1234"
+        );
+        m.record(1235, 2 << 20);
+        assert!(m.describe(3).unwrap().ends_with(
+            "2048 KiB after 1235 (the instance was replaced 3 time(s); each new one starts afresh)"
+        ));
     }
 
     #[test]

@@ -99,9 +99,14 @@ pub struct MemoryLimitExceeded {
     pub max: usize,
 }
 
-/// A store's memory and table limiter.
+/// A store's memory and table limiter. It also adds up the linear memory
+/// it grants, which no wasmtime API reports for a component's inner modules.
 pub struct StoreLimiter {
     memory_max: usize,
+    /// Bytes granted to every memory of the store (each memory's creation is
+    /// a grant from 0; memories never shrink). A grant that then fails (a
+    /// module's declared maximum) still counts: weir's guests declare none.
+    memory_granted: usize,
 }
 
 impl StoreLimiter {
@@ -109,7 +114,13 @@ impl StoreLimiter {
     pub fn new(memory: u64) -> Self {
         StoreLimiter {
             memory_max: usize::try_from(memory).unwrap_or(usize::MAX),
+            memory_granted: 0,
         }
+    }
+
+    /// The linear memory of the store's instances, in bytes.
+    pub fn memory_granted(&self) -> usize {
+        self.memory_granted
     }
 }
 
@@ -128,6 +139,9 @@ impl ResourceLimiter for StoreLimiter {
             }
             .into());
         }
+        self.memory_granted = self
+            .memory_granted
+            .saturating_add(desired.saturating_sub(current));
         Ok(true)
     }
 
@@ -200,6 +214,18 @@ mod tests {
         let m = e.downcast_ref::<MemoryLimitExceeded>().unwrap();
         assert_eq!((m.current, m.requested, m.max), (1 << 20, 2 << 20, 1 << 20));
         assert!(!limiter.table_growing(0, TABLE_ELEMENTS + 1, None).unwrap());
+    }
+
+    #[test]
+    fn the_limiter_adds_up_what_it_grants_to_every_memory() {
+        let mut limiter = StoreLimiter::new(1 << 20);
+        limiter.memory_growing(0, 64 << 10, None).unwrap();
+        limiter.memory_growing(0, 128 << 10, None).unwrap();
+        limiter.memory_growing(64 << 10, 256 << 10, None).unwrap();
+        limiter
+            .memory_growing(256 << 10, 2 << 20, None)
+            .unwrap_err();
+        assert_eq!(limiter.memory_granted(), (128 + 256) << 10);
     }
 
     #[test]

@@ -505,6 +505,12 @@ impl Instance {
         self.replaced
     }
 
+    /// Bytes of linear memory the instance holds now (every module's inside
+    /// the component), counted since it last started.
+    pub fn memory(&self) -> usize {
+        self.store.data().limiter.memory_granted()
+    }
+
     /// Instantiates into the current store and runs `init`.
     fn start(&mut self) -> Result<(), LoadError> {
         let trapped = |e: wasmtime::Error| LoadError::InitTrapped {
