@@ -22,11 +22,12 @@ STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
 INNERMOST = re.compile(rb"\[\]|\{\}")
 SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-# With every digit read as 0 and E as e, plain substring searches (in C, far
-# faster than a regex) find what a number beyond 64 bits or out of float
-# range needs: 19 digits or a 3-digit exponent (inside a string: harmless).
-FOLD = bytes.maketrans(b"123456789E", b"000000000e")
-HUGE = (b"0" * 19, b"e000", b"e+000", b"e-000")
+# One translated copy answers two questions with plain substring searches
+# and a count (in C, far faster than a regex): with every digit read as 0
+# and E as e, a number beyond 64 bits or out of float range shows as 19
+# digits or a 3-digit exponent; with `{` read as `[`, one count gives the
+# brackets. A false alarm (inside a string) only takes the slow path.
+FOLD = bytes.maketrans(b"123456789E{", b"000000000e[")
 
 
 def _finite(text):
@@ -70,17 +71,12 @@ def loads(data):
     """Parses UTF-8 JSON bytes; raises ValueError saying what is wrong."""
     text = data.decode("utf-8")
     # Cheap filters first: only a text that could break a rule is scanned.
-    if data.count(b"[") + data.count(b"{") >= MAX_DEPTH:
-        _check_nesting(data)
-    hooks = {"parse_constant": _no_constant}
-    # The other hooks cost a call per number or object: only when needed.
     folded = data.translate(FOLD)
-    if any(huge in folded for huge in HUGE):
-        hooks.update(parse_float=_finite, parse_int=_integer)
-    surrogates = SURROGATE_ESCAPE.search(data)
-    if surrogates:
-        hooks.update(object_pairs_hook=_utf8_pairs)
-    value = json.loads(text, **hooks)
+    if folded.count(b"[") >= MAX_DEPTH:
+        _check_nesting(data)
+    huge = b"0" * 19 in folded or b"e000" in folded or b"e+000" in folded or b"e-000" in folded
+    surrogates = SURROGATE_ESCAPE.search(data) is not None
+    value = DECODERS[huge, surrogates].decode(text)
     if surrogates:
         _utf8(value)
     return value
@@ -95,6 +91,21 @@ def _utf8_pairs(pairs):
     a lone surrogate wherever it is)."""
     _utf8(pairs)
     return dict(pairs)
+
+
+# Built once: `json.loads` with any hook builds a decoder (and its scanner)
+# on every call. The hooks other than parse_constant cost a Python call per
+# number or object, so each is used only when the filters above ask for it.
+DECODERS = {
+    (huge, surrogates): json.JSONDecoder(
+        parse_constant=_no_constant,
+        parse_float=_finite if huge else None,
+        parse_int=_integer if huge else None,
+        object_pairs_hook=_utf8_pairs if surrogates else None,
+    )
+    for huge in (False, True)
+    for surrogates in (False, True)
+}
 
 
 def _number(value):
