@@ -21,6 +21,7 @@ mod reload;
 mod scaffold;
 mod scaling;
 mod security;
+mod soak;
 mod stalls;
 mod support;
 mod topics;
