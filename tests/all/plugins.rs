@@ -361,3 +361,39 @@ fn a_plugin_importing_what_the_host_lacks_is_refused_naming_the_import() {
     assert!(matches!(err, LoadError::Link { .. }), "{err}");
     assert!(err.to_string().contains("fixture:missing/secrets"), "{err}");
 }
+
+/// The JavaScript example grows about a kilobyte a call (componentize-js
+/// 0.23; see the soak test). Under a 16 MiB limit it would fail a valid
+/// message with `memory` within a few thousand calls; weir replaces the
+/// instance between two calls half-way to the limit instead, so none fails.
+#[test]
+fn a_leaking_guest_is_recycled_between_calls_before_it_fails_a_message() {
+    let path = crate::conformance::component("js", "json_schema").unwrap_or_else(|e| panic!("{e}"));
+    let plugin = runtime().load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let limits = Limits {
+        memory: 16 << 20,
+        timeout: Duration::from_secs(10),
+        ..Limits::default()
+    };
+    let config = vec![("schema".to_string(), SCHEMA.to_string())];
+    let mut v = plugin
+        .instantiate(&config, &limits, LogTags::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let started = v.memory();
+    let text = "x".repeat(1000);
+    for i in 0..8000 {
+        let line = format!(r#"{{"value":{{"id":{i},"text":"{text}"}}}}"#);
+        let outcome = call(&mut v, &line);
+        assert!(
+            matches!(outcome, Outcome::Accepted),
+            "call {i}: {outcome:?}"
+        );
+    }
+    assert!(
+        v.replacements() >= 1,
+        "8000 calls grew the instance from {} KiB to {} KiB without a recycle",
+        started >> 10,
+        v.memory() >> 10
+    );
+    assert!(v.memory() <= 16 << 20);
+}

@@ -55,6 +55,10 @@ pub struct Test {
     /// weir config.
     #[arg(long)]
     pipeline: Option<String>,
+    /// The deadline of one call, instead of the limits' (default 100ms),
+    /// e.g. "10s" on a machine too loaded for the real one.
+    #[arg(long, value_parser = crate::config::parse_duration)]
+    timeout: Option<std::time::Duration>,
     /// The topic messages seem to come from when a line names none
     /// (default: the pipeline's input, else `test`).
     #[arg(long)]
@@ -122,7 +126,10 @@ const PRETTY_WIDTH: usize = 72;
 
 impl Test {
     pub fn execute(mut self) -> anyhow::Result<ExitCode> {
-        let subject = self.subject()?;
+        let mut subject = self.subject()?;
+        if let Some(timeout) = self.timeout {
+            subject.limits.timeout = timeout;
+        }
         let config = subject.config.clone();
         let mut recording = match (&self.from_topic, &self.record) {
             (Some(topic), Some(dir)) => {

@@ -440,8 +440,10 @@ impl Plugin {
             limits: limits.clone(),
             tags,
             replaced: 0,
+            started_with: 0,
         };
         instance.start()?;
+        instance.started_with = instance.memory();
         Ok(instance)
     }
 
@@ -484,6 +486,8 @@ pub struct Instance {
     limits: Limits,
     tags: LogTags,
     replaced: u64,
+    /// Memory right after the last start (instantiation and `init`).
+    started_with: usize,
 }
 
 impl fmt::Debug for Instance {
@@ -564,7 +568,34 @@ impl Instance {
         self.replaced += 1;
         self.guest = None;
         self.store = self.plugin.new_store(&self.limits, self.tags.clone());
-        self.start()
+        self.start()?;
+        self.started_with = self.memory();
+        Ok(())
+    }
+
+    /// A guest that leaks (a toolchain's per-call garbage: componentize-js
+    /// and componentize-py both have some) would reach the memory limit and
+    /// fail a valid message. Past half-way from its start to the limit, the
+    /// instance is replaced between two calls instead, counted as a
+    /// replacement (wasmtime `serve` recycles instances for the same reason).
+    fn recycle_if_leaking(&mut self) {
+        let limit = usize::try_from(self.limits.memory).unwrap_or(usize::MAX);
+        let now = self.memory();
+        let threshold = self.started_with + limit.saturating_sub(self.started_with) / 2;
+        if now <= threshold {
+            return;
+        }
+        tracing::info!(
+            pipeline = %self.tags.pipeline,
+            plugin = %self.plugin.name,
+            "instance memory {} KiB (limit {} KiB, {} KiB after start): replacing the instance between calls",
+            now >> 10,
+            limit >> 10,
+            self.started_with >> 10
+        );
+        if let Err(e) = self.replace() {
+            tracing::error!(pipeline = %self.tags.pipeline, "cannot restart the plugin: {e}");
+        }
     }
 
     /// Hands `msg` to the plugin within the call deadline and memory limit.
@@ -591,7 +622,7 @@ impl Instance {
             Ok(Outcome::Outputs(outputs)) => check_outputs(outputs, &self.limits).map(Ok),
             other => Ok(other),
         });
-        match result {
+        let outcome = match result {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(PluginReject::Invalid(reason))) => Outcome::Invalid(reason),
             Ok(Err(PluginReject::Failed(reason))) => Outcome::Failed(reason),
@@ -610,9 +641,11 @@ impl Instance {
                 if let Err(e) = self.replace() {
                     tracing::error!(pipeline = %self.tags.pipeline, "cannot restart the plugin: {e}");
                 }
-                Outcome::Aborted(abort)
+                return Outcome::Aborted(abort);
             }
-        }
+        };
+        self.recycle_if_leaking();
+        outcome
     }
 }
 
