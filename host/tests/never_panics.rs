@@ -79,7 +79,9 @@ proptest! {
         let record = jsonl::parse_line(&line.to_string()).unwrap();
         prop_assert_eq!(record.key, key);
         prop_assert_eq!(record.value, value);
-        prop_assert_eq!(record.headers, headers);
+        let named: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+            headers.into_iter().map(|(k, v)| (k.into_bytes(), v)).collect();
+        prop_assert_eq!(record.headers, named);
     }
 
     #[test]
