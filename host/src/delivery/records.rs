@@ -29,6 +29,17 @@ pub struct Record {
     pub timestamp: Option<i64>,
 }
 
+/// Key, value and headers in bytes: what the broker's size limit counts.
+fn size(key: &Option<Vec<u8>>, value: &Option<Vec<u8>>, headers: &[RawHeader]) -> usize {
+    let bytes = |b: &Option<Vec<u8>>| b.as_ref().map_or(0, Vec::len);
+    bytes(key)
+        + bytes(value)
+        + headers
+            .iter()
+            .map(|(k, v)| k.len() + bytes(v))
+            .sum::<usize>()
+}
+
 impl Record {
     pub fn send(
         &self,
@@ -65,14 +76,7 @@ impl Record {
 
     /// Key, value and headers in bytes: what the broker's size limit counts.
     pub fn size(&self) -> usize {
-        let bytes = |b: &Option<Vec<u8>>| b.as_ref().map_or(0, Vec::len);
-        bytes(&self.key)
-            + bytes(&self.value)
-            + self
-                .headers
-                .iter()
-                .map(|(k, v)| k.len() + bytes(v))
-                .sum::<usize>()
+        size(&self.key, &self.value, &self.headers)
     }
 }
 
@@ -100,14 +104,7 @@ pub struct Input {
 impl Input {
     /// Key, value and headers in bytes, as [`Record::size`] counts them.
     pub fn size(&self) -> usize {
-        let bytes = |b: &Option<Vec<u8>>| b.as_ref().map_or(0, Vec::len);
-        bytes(&self.key)
-            + bytes(&self.value)
-            + self
-                .headers
-                .iter()
-                .map(|(k, v)| k.len() + bytes(v))
-                .sum::<usize>()
+        size(&self.key, &self.value, &self.headers)
     }
 
     pub fn read(msg: &BorrowedMessage<'_>) -> Input {
