@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use futures_util::StreamExt as _;
+use futures_util::{FutureExt as _, StreamExt as _};
 use futures_util::stream::FuturesUnordered;
 use rdkafka::consumer::{CommitMode, Consumer as _};
 use rdkafka::error::KafkaError;
@@ -66,6 +66,10 @@ pub const REVOKE_DEADLINE: Duration = Duration::from_secs(30);
 /// How long the loop takes nothing before it pauses its input and keeps
 /// polling.
 pub const STALL_PAUSE: Duration = Duration::from_secs(1);
+
+/// At most how many ready acknowledgements (or lane answers) one wake
+/// takes before the loop looks at everything else again.
+const BURST: usize = 256;
 
 /// What became of one record on its way.
 enum Event {
@@ -238,8 +242,26 @@ impl Loop<'_> {
                         self.stopping = true;
                     }
                 }
-                Wake::Event(event) => self.on_event(event).await,
-                Wake::Landed(done) => self.landed(done).await,
+                Wake::Event(event) => {
+                    self.on_event(event).await;
+                    // Acknowledgements come in bursts: what is ready now is
+                    // taken without a select (and its offsets stored once).
+                    for _ in 0..BURST {
+                        let Some(Some(event)) = self.sending.next().now_or_never() else {
+                            break;
+                        };
+                        self.on_event(event).await;
+                    }
+                }
+                Wake::Landed(done) => {
+                    self.landed(done).await;
+                    for _ in 0..BURST {
+                        let Some(done) = next_done(&mut self.lanes).now_or_never() else {
+                            break;
+                        };
+                        self.landed(done).await;
+                    }
+                }
                 Wake::Stalled => {
                     tracing::debug!(pipeline = %self.spec.name, in_flight = self.window.len(), "nothing taken for {STALL_PAUSE:?}: pausing the input, still polling");
                     self.intake.pause();
@@ -437,20 +459,29 @@ impl Loop<'_> {
     /// those messages.
     fn release(&mut self) {
         let mut released = false;
+        // Each partition's last finished offset, stored once: a later store
+        // replaces an earlier one, so this is what storing each would leave.
+        let mut last: Vec<(i32, i64)> = Vec::new();
         while let Some(done) = self.window.pop_done() {
             released = true;
             if done.forgotten {
                 continue;
             }
             step::finished(self.metrics, &done.item);
-            if let Err(e) =
-                self.consumer
-                    .store_offset(&self.spec.input, done.partition, done.offset)
-            {
-                // The partition was revoked: its new owner starts from the last commit.
-                tracing::debug!(pipeline = %self.spec.name, partition = done.partition, "offset not stored: {e}");
+            match last.iter_mut().find(|(p, _)| *p == done.partition) {
+                Some(entry) => entry.1 = done.offset,
+                None => last.push((done.partition, done.offset)),
             }
             self.drain.finished(done.partition, done.offset);
+        }
+        for (partition, offset) in last {
+            if let Err(e) = self
+                .consumer
+                .store_offset(&self.spec.input, partition, offset)
+            {
+                // The partition was revoked: its new owner starts from the last commit.
+                tracing::debug!(pipeline = %self.spec.name, partition, "offset not stored: {e}");
+            }
         }
         if released {
             self.metrics.in_flight(self.window.len());
