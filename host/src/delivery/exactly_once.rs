@@ -2,8 +2,8 @@
 //! produce inside Kafka transactions.
 //!
 //! Invariants: at most one transaction is open per pipeline. It holds a
-//! batch of input messages (at most `transaction.max_messages`, open at most
-//! `transaction.max_time`), every record they caused (outputs, routes,
+//! batch of input messages (at most `transaction.max_messages` and
+//! `max_in_flight_bytes`, open at most `transaction.max_time`), every record they caused (outputs, routes,
 //! dead-letter copies) and the batch's next offsets, sent with the
 //! consumer's group metadata (KIP-447), so outputs and progress commit or
 //! vanish together. The input is read `read_committed` and nothing is
@@ -295,7 +295,10 @@ impl Loop<'_> {
             let full = self
                 .batch
                 .as_ref()
-                .is_some_and(|b| b.window.len() >= self.spec.transaction.max_messages);
+                .is_some_and(|b| {
+                    b.window.len() >= self.spec.transaction.max_messages
+                        || b.window.bytes() >= self.spec.max_in_flight_bytes
+                });
             if (full || done_reading) && self.batch.is_some() {
                 self.finish("").await;
                 continue;
