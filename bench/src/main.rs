@@ -519,18 +519,21 @@ fn contenders(lineup: &Lineup) -> Vec<Spec> {
         slow,
         lanes: false,
     };
+    // The no-op plugin gets lanes rows too: what a lane costs in CPU.
+    let mut noop = spec(
+        "weir-noop",
+        Kind::Weir {
+            plugin: PathBuf::from(env!("WEIR_BENCH_NOOP")),
+            config: Vec::new(),
+            pipeline: Vec::new(),
+        },
+        false,
+    );
+    noop.lanes = true;
     let mut specs = vec![
         spec(BASELINE, Kind::FastPassthrough, false),
         spec("passthrough-1k", Kind::Passthrough, false),
-        spec(
-            "weir-noop",
-            Kind::Weir {
-                plugin: PathBuf::from(env!("WEIR_BENCH_NOOP")),
-                config: Vec::new(),
-                pipeline: Vec::new(),
-            },
-            false,
-        ),
+        noop,
     ];
     // (language, file, slow, gets lanes rows)
     for (lang, file, slow, lanes) in [
