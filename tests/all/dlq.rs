@@ -480,7 +480,8 @@ fn replay_killed_halfway(delivery: &str) -> (BTreeMap<String, usize>, usize) {
         );
         assert!(
             first.try_wait().unwrap().is_none(),
-            "the replay ended before it was killed"
+            "the replay ended before it was killed: {}",
+            std::fs::read_to_string(&log).unwrap()
         );
         std::thread::sleep(Duration::from_millis(5));
     }
