@@ -45,11 +45,16 @@ DISABLE=(http fetch-event clocks random)
 build() {
     local name=$1 world=$2 out=$3
     local bundle="$work/$name.js" wasm="$work/$name.wasm" stamp="$work/$name.stamp"
-    # `self.location`: @cfworker/json-schema reads it at load time for a base
-    # URI, and StarlingMonkey throws outside a request; undefined selects the
-    # library's own default. `weir:*` imports are the component's, not npm's.
+    # `--main-fields`: the neutral platform reads no package.json entry point
+    # by default, and ajv's packages name theirs in `main` (CommonJS).
+    # The engine has no Unicode property escapes (no ICU): a literal such as
+    # fast-uri's /\P{ASCII}/u fails the whole module at load, so esbuild
+    # turns each into `new RegExp(…)`, which throws only if it runs (fast-uri:
+    # for a %-encoded host in a schema's $id; init then refuses the schema).
+    # `weir:*` imports are the component's, not npm's.
     NODE_PATH="$modules" "$modules/.bin/esbuild" "$HERE/$name/app.js" --bundle \
-        --format=esm --platform=neutral --define:self.location=undefined \
+        --format=esm --platform=neutral --main-fields=module,main \
+        --supported:regexp-unicode-property-escapes=false \
         --external:'weir:*' --log-level=warning --outfile="$bundle"
     # componentize takes ~25 s: skip it when nothing it reads has changed.
     local want

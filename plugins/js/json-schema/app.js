@@ -8,34 +8,61 @@
 // `init`. A null, non-UTF-8 or non-JSON value, or one that breaks the schema,
 // is `invalid`, naming each violation (up to ten) by its JSON pointer.
 //
-// The library is @cfworker/json-schema (drafts 4, 7, 2019-09, 2020-12): pure
-// JavaScript that generates no code, small once bundled (~50 KB).
+// The library is ajv 8 (drafts 4, with ajv-draft-04, 6, 7, 2019-09 and
+// 2020-12, as in Rust): it compiles the schema into a JavaScript function
+// once, in `init`, so a message costs that function's straight-line checks
+// instead of a walk of the schema, which was most of a call in an engine
+// that only interprets. `validate` is thus mostly ../common/json.js.
 // The value is parsed as strictly as serde_json does (../common/json.js).
 // JavaScript numbers are doubles: 1 and 1.0 are the same value (both
 // integers, as JSON Schema says) and integers past 2^53 lose precision.
 
-import { Validator, format } from '@cfworker/json-schema';
+import Ajv07 from 'ajv';
+import Ajv2019 from 'ajv/dist/2019';
+import Ajv2020 from 'ajv/dist/2020';
+import AjvDraft04 from 'ajv-draft-04';
+import addFormats from 'ajv-formats';
+import draft06 from 'ajv/dist/refs/json-schema-draft-06.json';
 import { parseJson, parseText } from '../common/json.js';
 
 const MAX_REPORTED = 10;
-const SUMMARY = /^(A subschema had errors|Property ".*" does not match schema|Items did not match schema)\.$/s;
 
-// `$schema` URI (without a trailing `#`) → the library's draft name. No
-// `$schema`: 2020-12, as the Rust plugin's `jsonschema` crate assumes.
+// `$schema` URI (without a trailing `#`) → draft name. No `$schema`:
+// 2020-12, as the Rust plugin's `jsonschema` crate assumes.
 const DRAFTS = new Map([
   ['https://json-schema.org/draft/2020-12/schema', '2020-12'],
   ['https://json-schema.org/draft/2019-09/schema', '2019-09'],
   ['http://json-schema.org/draft-07/schema', '7'],
+  ['http://json-schema.org/draft-06/schema', '6'],
   ['http://json-schema.org/draft-04/schema', '4'],
 ]);
 
+// allErrors: name every violation, as Rust's `iter_errors` does. strict off:
+// Rust ignores a keyword it does not know, and so must this. Since 2019-09
+// `format` is an annotation, which Rust does not check; before, it checks.
+const OPTIONS = { allErrors: true, strict: false, logger: false };
+const ENGINES = {
+  4: () => addFormats(new AjvDraft04({ ...OPTIONS, validateFormats: true })),
+  6: () => addFormats(new Ajv07({ ...OPTIONS, validateFormats: true })).addMetaSchema(draft06),
+  7: () => addFormats(new Ajv07({ ...OPTIONS, validateFormats: true })),
+  '2019-09': () => new Ajv2019({ ...OPTIONS, validateFormats: false }),
+  '2020-12': () => new Ajv2020({ ...OPTIONS, validateFormats: false }),
+};
+// Compiling a draft's meta-schema takes 250-400 ms in the interpreter, so
+// the default draft's is compiled here, at build time (componentize runs
+// the top level and snapshots it); each draft kept this way adds ~2 MiB to
+// every instance, so the others are compiled at init when a schema asks.
+const DEFAULT = ENGINES['2020-12']();
+DEFAULT.getSchema(DEFAULT.defaultMeta());
+ENGINES['2020-12'] = () => DEFAULT;
+
 let compiled = null;
 
-// The library checks a `$ref` and compiles a `pattern` only while
-// validating, and throws there; it takes any `type` name; and it applies
-// every keyword it knows under every draft. The Rust plugin refuses such
-// schemas at init, or ignores a keyword its draft does not define: refuse
-// them all at init, by name. Values of `enum`, `const`, … are data.
+// The Rust plugin ignores a keyword its draft does not define, which ajv
+// (strict off) would apply, and refuses some schemas the meta-schemas let
+// through: refuse them all at init, by name. Values of `enum`, `const`, …
+// are data. ajv itself refuses a `$ref` it cannot resolve (remote schemas
+// are not fetched).
 const DATA = new Set(['enum', 'const', 'default', 'examples']);
 const MAPS = new Set(['properties', 'patternProperties', '$defs', 'definitions', 'dependentSchemas', 'dependencies']);
 const TYPES = new Set(['null', 'boolean', 'object', 'array', 'number', 'string', 'integer']);
@@ -43,12 +70,13 @@ const LATER = ['prefixItems', 'dependentRequired', 'dependentSchemas', 'unevalua
   'unevaluatedItems', 'minContains', 'maxContains', '$recursiveRef', '$recursiveAnchor'];
 const NOT_IN = {
   4: new Set([...LATER, 'if', 'then', 'else', 'contains', 'const', 'propertyNames']),
+  6: new Set([...LATER, 'if', 'then', 'else']),
   7: new Set(LATER),
   '2019-09': new Set(['prefixItems', '$dynamicRef', '$dynamicAnchor']),
   '2020-12': new Set(['$recursiveRef', '$recursiveAnchor', '$dynamicRef', '$dynamicAnchor']),
 };
 
-function checkSchema(node, draft, lookup, where) {
+function checkSchema(node, draft, where) {
   if (node === null || typeof node !== 'object' || Array.isArray(node)) return;
   const refuse = (what) => { throw `${where}: ${what}`; };
   for (const keyword of Object.keys(node)) {
@@ -65,9 +93,6 @@ function checkSchema(node, draft, lookup, where) {
   if ((typeof node.type === 'string' || Array.isArray(node.type)) && ![node.type].flat().every((t) => TYPES.has(t))) {
     refuse(`type ${JSON.stringify(node.type)} is not one of ${[...TYPES].join(', ')}`);
   }
-  if (typeof node.$ref === 'string' && lookup[node.__absolute_ref__ ?? node.$ref] === undefined) {
-    refuse(`$ref ${JSON.stringify(node.$ref)} cannot be resolved (remote schemas are not fetched)`);
-  }
   const patterns = [node.pattern, ...Object.keys(node.patternProperties ?? {})];
   for (const pattern of patterns.filter((p) => typeof p === 'string')) {
     try {
@@ -79,14 +104,14 @@ function checkSchema(node, draft, lookup, where) {
   for (const [key, child] of Object.entries(node)) {
     if (DATA.has(key) || child === null || typeof child !== 'object') continue;
     const subs = Array.isArray(child) || MAPS.has(key) ? Object.entries(child) : [[null, child]];
-    for (const [name, sub] of subs) checkSchema(sub, draft, lookup, name === null ? `${where}/${key}` : `${where}/${key}/${name}`);
+    for (const [name, sub] of subs) checkSchema(sub, draft, name === null ? `${where}/${key}` : `${where}/${key}/${name}`);
   }
 }
 
-// `/id: Instance type "string" is invalid. Expected "integer".`
+// `/id: must be integer`, `(root): must have required property 'text'`.
 function describe(error) {
-  const pointer = error.instanceLocation.replace(/^#/, '') || '(root)';
-  return `${pointer}: ${error.error}`;
+  const extra = error.keyword === 'additionalProperties' ? `: '${error.params.additionalProperty}'` : '';
+  return `${error.instancePath || '(root)'}: ${error.message}${extra}`;
 }
 
 export const validator = {
@@ -113,20 +138,10 @@ export const validator = {
       }
     }
     try {
-      // shortCircuit = false: report every violation, not just the first.
-      compiled = new Validator(schema, draft, false);
+      checkSchema(schema, draft, '(root)');
+      compiled = ENGINES[draft]().compile(schema);
     } catch (e) {
-      throw `config key \`schema\` is not a valid JSON Schema: ${e.message}`;
-    }
-    try {
-      checkSchema(schema, draft, compiled.lookup, '(root)');
-    } catch (e) {
-      throw `config key \`schema\` is not a valid JSON Schema: ${e}`;
-    }
-    // Since 2019-09 `format` is an annotation, which the Rust plugin does not
-    // check; the library always would. One schema per instance: switch it off.
-    if (draft === '2019-09' || draft === '2020-12') {
-      for (const name of Object.keys(format)) format[name] = () => true;
+      throw `config key \`schema\` is not a valid JSON Schema: ${e.message ?? e}`;
     }
   },
 
@@ -139,12 +154,8 @@ export const validator = {
     } catch (e) {
       throw { tag: 'invalid', val: e.message };
     }
-    const result = compiled.validate(value);
-    if (result.valid) return;
-    // The library also reports each failing parent ("Property "id" does not
-    // match schema."); the leaves say what is wrong.
-    let problems = result.errors.filter((e) => !SUMMARY.test(e.error)).map(describe);
-    if (problems.length === 0) problems = result.errors.map(describe);
+    if (compiled(value)) return;
+    let problems = compiled.errors.map(describe);
     if (problems.length > MAX_REPORTED) {
       const more = problems.length - MAX_REPORTED;
       problems = problems.slice(0, MAX_REPORTED);
