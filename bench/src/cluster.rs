@@ -95,6 +95,19 @@ impl Cluster {
         Ok(())
     }
 
+    /// Deletes `topics` (their log segments go a minute later, as the
+    /// broker's `file.delete.delay.ms` says).
+    pub async fn delete_topics(&self, topics: &[String]) -> anyhow::Result<()> {
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        for result in self.admin.delete_topics(&names, &options).await? {
+            if let Err((topic, code)) = result {
+                bail!("deleting topic {topic}: {code}");
+            }
+        }
+        Ok(())
+    }
+
     /// Records in `topic` as produced by the benchmark.
     pub fn count(&self, topic: &str) -> u64 {
         let counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());

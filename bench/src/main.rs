@@ -607,6 +607,10 @@ fn weir_knows_lanes(weir: &Path, work: &Path) -> bool {
 }
 
 /// One contender on one input: the row, and how many probes it added to the input.
+///
+/// Its output and dead-letter topics are deleted afterwards, whatever the
+/// outcome: kept, a full run's outputs took 37 GB of the broker's folder
+/// and filled the disk.
 async fn measure(
     setup: &mut Setup<'_>,
     spec: &Spec,
@@ -618,6 +622,25 @@ async fn measure(
     let tag = format!("{}-{partitions}p-{size}-r{round}", spec.name);
     let output = format!("out-{tag}");
     let dead_letter = format!("dlq-{tag}");
+    let measured = measure_into(setup, spec, input, partitions, size, &tag, &output, &dead_letter).await;
+    if let Err(e) = setup.kafka.delete_topics(&[output, dead_letter]).await {
+        println!("  (deleting {tag}'s topics: {e})");
+    }
+    measured
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn measure_into(
+    setup: &mut Setup<'_>,
+    spec: &Spec,
+    input: &str,
+    partitions: i32,
+    size: usize,
+    tag: &str,
+    output: &str,
+    dead_letter: &str,
+) -> anyhow::Result<(Row, u64)> {
+    let (output, dead_letter) = (output.to_string(), dead_letter.to_string());
     let group = format!("bench-{tag}");
     setup
         .kafka
