@@ -622,7 +622,25 @@ async fn measure(
     let tag = format!("{}-{partitions}p-{size}-r{round}", spec.name);
     let output = format!("out-{tag}");
     let dead_letter = format!("dlq-{tag}");
-    let measured = measure_into(setup, spec, input, partitions, size, &tag, &output, &dead_letter).await;
+    setup
+        .kafka
+        .create_topics(partitions, std::slice::from_ref(&output))
+        .await?;
+    setup
+        .kafka
+        .create_topics(1, std::slice::from_ref(&dead_letter))
+        .await?;
+    let measured = measure_into(
+        setup,
+        spec,
+        input,
+        partitions,
+        size,
+        &tag,
+        &output,
+        &dead_letter,
+    )
+    .await;
     if let Err(e) = setup.kafka.delete_topics(&[output, dead_letter]).await {
         println!("  (deleting {tag}'s topics: {e})");
     }
@@ -640,28 +658,22 @@ async fn measure_into(
     output: &str,
     dead_letter: &str,
 ) -> anyhow::Result<(Row, u64)> {
-    let (output, dead_letter) = (output.to_string(), dead_letter.to_string());
     let group = format!("bench-{tag}");
-    setup
-        .kafka
-        .create_topics(partitions, std::slice::from_ref(&output))
-        .await?;
-    setup
-        .kafka
-        .create_topics(1, std::slice::from_ref(&dead_letter))
-        .await?;
     let expected = setup.kafka.count(input);
     let prefix = format!("probe:{tag}:");
-    let read = [(output.clone(), partitions), (dead_letter.clone(), 1)];
+    let read = [
+        (output.to_string(), partitions),
+        (dead_letter.to_string(), 1),
+    ];
     let reader = Reader::start(&setup.kafka.bootstrap, &read, &prefix)?;
     reader.wait_live(&setup.kafka.bootstrap, &read).await?;
     let command = contender_command(
         setup,
         spec,
-        &[(input, &output)],
-        &dead_letter,
+        &[(input, output)],
+        dead_letter,
         &group,
-        &tag,
+        tag,
         None,
     )?;
     let mut contender = Contender::spawn(command, &setup.work.join(format!("{tag}.log")))?;

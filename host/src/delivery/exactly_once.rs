@@ -3,11 +3,12 @@
 //!
 //! Invariants: at most one transaction is open per pipeline. It holds a
 //! batch of input messages (at most `transaction.max_messages` and
-//! `max_in_flight_bytes`, open at most `transaction.max_time`), every record they caused (outputs, routes,
-//! dead-letter copies) and the batch's next offsets, sent with the
-//! consumer's group metadata (KIP-447), so outputs and progress commit or
-//! vanish together. The input is read `read_committed` and nothing is
-//! committed outside a transaction (no auto-commit, no stored offsets).
+//! `max_in_flight_bytes`, open at most `transaction.max_time`), every
+//! record they caused (outputs, routes, dead-letter copies) and the
+//! batch's next offsets, sent with the consumer's group metadata
+//! (KIP-447), so outputs and progress commit or vanish together. The
+//! input is read `read_committed` and nothing is committed outside a
+//! transaction (no auto-commit, no stored offsets).
 //! An abortable error aborts and rewinds the consumer to the group's
 //! committed offsets, so the batch is processed again; a fatal one (the
 //! producer was fenced) stops the pipeline. A revocation commits the open
@@ -292,13 +293,10 @@ impl Loop<'_> {
                 continue;
             }
             let done_reading = self.stopping || self.drain.all_read();
-            let full = self
-                .batch
-                .as_ref()
-                .is_some_and(|b| {
-                    b.window.len() >= self.spec.transaction.max_messages
-                        || b.window.bytes() >= self.spec.max_in_flight_bytes
-                });
+            let full = self.batch.as_ref().is_some_and(|b| {
+                b.window.len() >= self.spec.transaction.max_messages
+                    || b.window.bytes() >= self.spec.max_in_flight_bytes
+            });
             if (full || done_reading) && self.batch.is_some() {
                 self.finish("").await;
                 continue;
