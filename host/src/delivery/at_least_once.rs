@@ -36,6 +36,7 @@ use anyhow::Context as _;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt as _, StreamExt as _};
 use rdkafka::consumer::{CommitMode, Consumer as _};
+use rdkafka::producer::Producer as _;
 use rdkafka::error::KafkaError;
 use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaErrorCode;
@@ -48,10 +49,11 @@ use crate::delivery::intake::{CONSUME_BACKOFF, Drain, Intake, StopAt, sleep_or_s
 use crate::delivery::lanes::{Done, Lanes, next_done};
 use crate::delivery::records::Input;
 use crate::delivery::step::{self, Fate, Handled, Refused, Step, Stepper, Waited, Waiter, refused};
+use crate::delivery::tickets::Tickets;
 use crate::delivery::window::{Seq, Window};
 use crate::kafka::proxy::{
-    ConsumerProxy, ProducerProxy, WeirConsumer, WeirProducer, consumer_config, finish_revoke,
-    producer_config,
+    ConsumerProxy, FLUSH_TIMEOUT, PipelineProducer, Report, WeirConsumer, consumer_config,
+    finish_revoke, pipeline_producer, producer_config,
 };
 use crate::kafka::record::permanent_refusal;
 use crate::ops::metrics::{PipelineHandle, Stats};
@@ -71,11 +73,11 @@ pub const STALL_PAUSE: Duration = Duration::from_secs(1);
 /// takes before the loop looks at everything else again.
 const BURST: usize = 256;
 
-/// What became of one record on its way.
+/// What became of one record on its way, when not a delivery report.
 enum Event {
-    Acked(Seq),
+    /// The producer would not take it.
     Failed(Seq, usize, KafkaError),
-    Lost(Seq, usize),
+    /// Its backoff is over: send it again.
     Resend(Seq, usize),
 }
 
@@ -84,6 +86,7 @@ enum Wake<'c> {
     Parked,
     Shutdown(bool),
     Event(Event),
+    Report(Report),
     Landed(Done),
     Stalled,
     Received(rdkafka::error::KafkaResult<rdkafka::message::BorrowedMessage<'c>>),
@@ -96,8 +99,12 @@ struct Loop<'a> {
     metrics: &'a PipelineHandle,
     intake: Intake,
     consumer: Arc<WeirConsumer>,
-    producer: WeirProducer,
+    producer: PipelineProducer,
+    /// The producer's delivery reports, and the records they are about.
+    reports: UnboundedReceiver<Report>,
+    tickets: Tickets,
     window: Window<Handled>,
+    /// Refusals and resend backoffs on their way back to the loop.
     sending: Sending,
     shutdown: watch::Receiver<bool>,
     stopping: bool,
@@ -134,12 +141,10 @@ pub async fn run(
     );
     let mut producer_config = producer_config(&kafka, &bootstrap);
     crate::kafka::topics::fit_batches(&mut producer_config, &kafka, &bootstrap, &spec).await;
-    let producer_proxy = ProducerProxy::named(producer_config, &name);
     let consumer = consumer_proxy
         .connect()
         .with_context(|| format!("pipeline {name:?}: cannot create the consumer"))?;
-    let producer = producer_proxy
-        .connect()
+    let (producer, reports) = pipeline_producer(producer_config, &name)
         .with_context(|| format!("pipeline {name:?}: cannot create the producer"))?;
     tracing::info!(
         pipeline = %name,
@@ -163,6 +168,8 @@ pub async fn run(
         intake: Intake::new(Arc::clone(&consumer), &name, &spec.input, &bootstrap),
         consumer,
         producer,
+        reports,
+        tickets: Tickets::default(),
         window: Window::default(),
         sending: FuturesUnordered::new(),
         stopping,
@@ -187,9 +194,9 @@ pub async fn run(
         commit_and_release(&lp.consumer, &revoked, &name);
     }
     let failure = lp.failure.take();
+    let flushed = lp.producer.flush(FLUSH_TIMEOUT);
     drop(lp);
     let committed = consumer_proxy.disconnect();
-    let flushed = producer_proxy.disconnect();
     committed.with_context(|| format!("pipeline {name:?}: final commit failed"))?;
     flushed.with_context(|| format!("pipeline {name:?}: final flush failed"))?;
     if let Some(reason) = failure {
@@ -229,6 +236,7 @@ impl Loop<'_> {
                 changed = self.shutdown.changed(), if !self.stopping => {
                     Wake::Shutdown(changed.is_err() || *self.shutdown.borrow())
                 }
+                Some(report) = self.reports.recv() => Wake::Report(report),
                 Some(event) = self.sending.next(), if !self.sending.is_empty() => Wake::Event(event),
                 done = next_done(&mut self.lanes) => Wake::Landed(done),
                 () = sleep_until_some(stall_over), if !self.intake.is_paused() => Wake::Stalled,
@@ -242,17 +250,18 @@ impl Loop<'_> {
                         self.stopping = true;
                     }
                 }
-                Wake::Event(event) => {
-                    self.on_event(event).await;
+                Wake::Report(report) => {
+                    self.on_report(report).await;
                     // Acknowledgements come in bursts: what is ready now is
                     // taken without a select (and its offsets stored once).
                     for _ in 0..BURST {
-                        let Some(Some(event)) = self.sending.next().now_or_never() else {
+                        let Ok(report) = self.reports.try_recv() else {
                             break;
                         };
-                        self.on_event(event).await;
+                        self.on_report(report).await;
                     }
                 }
+                Wake::Event(event) => self.on_event(event).await,
                 Wake::Landed(done) => {
                     self.landed(done).await;
                     for _ in 0..BURST {
@@ -377,31 +386,30 @@ impl Loop<'_> {
         else {
             return;
         };
-        match record.enqueue(&self.producer).await {
-            Ok(delivery) => self.sending.push(Box::pin(async move {
-                match delivery.await {
-                    Ok(Ok(_)) => Event::Acked(seq),
-                    Ok(Err((e, _))) => Event::Failed(seq, idx, e),
-                    Err(_) => Event::Lost(seq, idx),
-                }
-            })),
+        let ticket = self.tickets.issue(seq, idx);
+        if let Err(e) = record.enqueue(&self.producer, ticket).await {
+            self.tickets.redeem(ticket);
             // Handled with the delivery reports, not here: no recursion.
-            Err(e) => self
-                .sending
-                .push(Box::pin(async move { Event::Failed(seq, idx, e) })),
+            self.sending
+                .push(Box::pin(async move { Event::Failed(seq, idx, e) }));
+        }
+    }
+
+    async fn on_report(&mut self, report: Report) {
+        let Some((seq, idx)) = self.tickets.redeem(report.ticket) else {
+            return;
+        };
+        match report.result {
+            Ok(()) => {
+                self.window.ack(seq);
+            }
+            Err(e) => self.failed(seq, idx, e).await,
         }
     }
 
     async fn on_event(&mut self, event: Event) {
         match event {
-            Event::Acked(seq) => {
-                self.window.ack(seq);
-            }
             Event::Failed(seq, idx, e) => self.failed(seq, idx, e).await,
-            Event::Lost(seq, idx) => {
-                tracing::warn!(pipeline = %self.spec.name, "a delivery report was lost; sending again");
-                self.resend_later(seq, idx);
-            }
             Event::Resend(seq, idx) => self.send(seq, idx).await,
         }
     }
@@ -517,6 +525,7 @@ impl Loop<'_> {
                 break;
             }
             tokio::select! {
+                Some(report) = self.reports.recv() => self.on_report(report).await,
                 Some(event) = self.sending.next(), if !self.sending.is_empty() => self.on_event(event).await,
                 done = next_done(&mut self.lanes) => self.landed(done).await,
                 () = tokio::time::sleep_until(deadline) => break,
@@ -570,6 +579,7 @@ impl Waiter for Loop<'_> {
                 () = self.intake.handoff.parked() => Wake::Parked,
                 _ = self.shutdown.wait_for(|stop| *stop) => Wake::Shutdown(true),
                 () = tokio::time::sleep_until(until) => break Waited::Elapsed,
+                Some(report) = self.reports.recv() => Wake::Report(report),
                 Some(event) = self.sending.next(), if !self.sending.is_empty() => Wake::Event(event),
                 received = consumer.recv() => Wake::Received(received),
             };
@@ -579,6 +589,7 @@ impl Waiter for Loop<'_> {
                     break Waited::Shutdown;
                 }
                 Wake::Event(event) => self.on_event(event).await,
+                Wake::Report(report) => self.on_report(report).await,
                 // Paused: what still arrives is held for after the wait.
                 Wake::Received(received) => drop(self.intake.received(received, self.metrics)),
                 // Without lanes (the loop waits only then), nothing lands.

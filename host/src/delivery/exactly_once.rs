@@ -32,7 +32,7 @@ use anyhow::Context as _;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::Consumer as _;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{DeliveryFuture, Producer as _};
+use rdkafka::producer::Producer as _;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -46,9 +46,11 @@ use crate::delivery::records::Input;
 use crate::delivery::step::{
     self, Handled, Refused, Remembered, Step, Stepper, Waited, Waiter, refused, remember,
 };
+use crate::delivery::tickets::Tickets;
 use crate::delivery::window::{Seq, Window};
 use crate::kafka::proxy::{
-    ConsumerProxy, ProducerProxy, WeirConsumer, WeirProducer, finish_revoke,
+    ConsumerProxy, FLUSH_TIMEOUT, PipelineProducer, Report, WeirConsumer, finish_revoke,
+    pipeline_producer,
 };
 use crate::kafka::record::permanent_refusal;
 use crate::ops::metrics::{PipelineHandle, Stats};
@@ -71,12 +73,11 @@ pub enum TxnError {
     Fatal(String),
 }
 
-/// The open transaction: its messages in a [`Window`], and their records'
-/// delivery reports.
+/// The open transaction: its messages in a [`Window`] (their records'
+/// delivery reports are the loop's [`Tickets`]).
 struct Batch {
     opened: Instant,
     window: Window<Handled>,
-    deliveries: Vec<(Seq, usize, DeliveryFuture)>,
     /// A record the producer would not take: the transaction must abort.
     refused: Option<(Seq, usize, KafkaError)>,
     /// Messages handed to lanes that have not answered yet.
@@ -146,7 +147,11 @@ struct Loop<'a> {
     metrics: &'a PipelineHandle,
     intake: Intake,
     consumer: Arc<WeirConsumer>,
-    producer: WeirProducer,
+    producer: PipelineProducer,
+    /// The producer's delivery reports, and the open batch's records they
+    /// are about.
+    reports: UnboundedReceiver<Report>,
+    tickets: Tickets,
     batch: Option<Batch>,
     shutdown: watch::Receiver<bool>,
     stopping: bool,
@@ -197,12 +202,10 @@ pub async fn run(
         vec![spec.input.clone()],
         &name,
     );
-    let producer_proxy = ProducerProxy::named(producer_config, &name);
     let consumer = consumer_proxy
         .connect()
         .with_context(|| format!("pipeline {name:?}: cannot create the consumer"))?;
-    let producer = producer_proxy
-        .connect()
+    let (producer, reports) = pipeline_producer(producer_config, &name)
         .with_context(|| format!("pipeline {name:?}: cannot create the producer"))?;
     tokio::task::block_in_place(|| producer.init_transactions(TXN_TIMEOUT)).map_err(|e| {
         anyhow::anyhow!(
@@ -232,6 +235,8 @@ pub async fn run(
         intake: Intake::new(Arc::clone(&consumer), &name, &spec.input, &bootstrap),
         consumer,
         producer,
+        reports,
+        tickets: Tickets::default(),
         batch: None,
         stopping,
         shutdown,
@@ -260,9 +265,9 @@ pub async fn run(
         let _ = tokio::task::block_in_place(|| lp.producer.abort_transaction(TXN_TIMEOUT));
     }
     let (fatal, failure) = (lp.fatal.take(), lp.failure.take());
+    let flushed = lp.producer.flush(FLUSH_TIMEOUT);
     drop(lp);
     let left = consumer_proxy.disconnect();
-    let flushed = producer_proxy.disconnect();
     if let Some(e) = fatal {
         anyhow::bail!("pipeline {name:?} (exactly-once, transactional.id {txn_id:?}) stopped: {e}");
     }
@@ -404,7 +409,6 @@ impl Loop<'_> {
             self.batch = Some(Batch {
                 opened: Instant::now(),
                 window: Window::starting_at(self.next_seq),
-                deliveries: Vec::new(),
                 refused: None,
                 waiting: 0,
                 spoiled: None,
@@ -475,9 +479,10 @@ impl Loop<'_> {
             else {
                 break;
             };
-            match record.enqueue(&self.producer).await {
-                Ok(delivery) => batch.deliveries.push((seq, idx, delivery)),
-                Err(e) => batch.refused = Some((seq, idx, e)),
+            let ticket = self.tickets.issue(seq, idx);
+            if let Err(e) = record.enqueue(&self.producer, ticket).await {
+                self.tickets.redeem(ticket);
+                batch.refused = Some((seq, idx, e));
             }
         }
         self.metrics.in_flight(batch.window.len());
@@ -509,7 +514,10 @@ impl Loop<'_> {
             return true;
         };
         let first = first_offsets(&batch.window);
-        let committed = match self.commit(batch).await {
+        let committed = self.commit(batch).await;
+        // What is still to come is about records of a transaction that is over.
+        self.tickets.clear();
+        let committed = match committed {
             Ok(()) => true,
             Err(TxnError::Aborted(reason)) => {
                 self.metrics.aborted_transaction();
@@ -551,22 +559,28 @@ impl Loop<'_> {
         if let Some((seq, idx, e)) = batch.refused.take() {
             return Err(self.refusal(&mut batch, seq, idx, e, "the producer would not take"));
         }
-        for (seq, idx, delivery) in std::mem::take(&mut batch.deliveries) {
-            // A report can fail to come (librdkafka, after an error that needs
-            // an epoch bump): the transaction is aborted, not waited on forever.
-            let Ok(report) = tokio::time::timeout(TXN_TIMEOUT, delivery).await else {
-                return Err(TxnError::Aborted(format!(
-                    "no delivery report within {TXN_TIMEOUT:?}"
-                )));
+        // A report can fail to come (librdkafka, after an error that needs
+        // an epoch bump): the transaction is aborted, not waited on forever.
+        let deadline = Instant::now() + TXN_TIMEOUT;
+        while self.tickets.outstanding() > 0 {
+            let report = match tokio::time::timeout_at(deadline, self.reports.recv()).await {
+                Ok(Some(report)) => report,
+                Ok(None) => return Err(TxnError::Aborted("the producer is gone".into())),
+                Err(_) => {
+                    return Err(TxnError::Aborted(format!(
+                        "no delivery report within {TXN_TIMEOUT:?}"
+                    )));
+                }
             };
-            match report {
-                Ok(Ok(_)) => {
+            // `None`: a report for a record of an earlier transaction.
+            let Some((seq, idx)) = self.tickets.redeem(report.ticket) else {
+                continue;
+            };
+            match report.result {
+                Ok(()) => {
                     batch.window.ack(seq);
                 }
-                Ok(Err((e, _))) => {
-                    return Err(self.refusal(&mut batch, seq, idx, e, "the broker refused"));
-                }
-                Err(_) => return Err(TxnError::Aborted("a delivery report was lost".into())),
+                Err(e) => return Err(self.refusal(&mut batch, seq, idx, e, "the broker refused")),
             }
         }
         let mut next: BTreeMap<i32, i64> = BTreeMap::new();

@@ -6,7 +6,8 @@
 //! the failure [`policy`] and turns the verdict into [`records::Record`]s;
 //! the loop ([`at_least_once`] or [`exactly_once`]) keeps it in the ordered
 //! [`window`] until its records are acknowledged (or its transaction
-//! commits), then stores its offset and has the step count it. The loops
+//! commits: delivery reports find their record by [`tickets`]), then
+//! stores its offset and has the step count it. The loops
 //! share everything but how progress is committed, and never call each other.
 
 pub mod at_least_once;
@@ -16,6 +17,7 @@ pub mod lanes;
 pub mod policy;
 pub mod records;
 pub mod step;
+pub mod tickets;
 pub mod window;
 
 use tokio::sync::mpsc::UnboundedReceiver;

@@ -8,11 +8,10 @@
 
 use rdkafka::Message as _;
 use rdkafka::message::BorrowedMessage;
-use rdkafka::producer::DeliveryFuture;
 
 use crate::config::Pipeline;
-use crate::kafka::proxy::WeirProducer;
-use crate::kafka::record::{RawHeader, future_record, headers};
+use crate::kafka::proxy::PipelineProducer;
+use crate::kafka::record::{RawHeader, headers, ticketed_record};
 use crate::plugin::{Header, Message, Output};
 
 /// `weir.error.kind` of a record whose header names are not all UTF-8:
@@ -41,31 +40,36 @@ fn size(key: &Option<Vec<u8>>, value: &Option<Vec<u8>>, headers: &[RawHeader]) -
 }
 
 impl Record {
+    /// Hands the record to the producer; its delivery report comes back
+    /// with `ticket`.
     pub fn send(
         &self,
-        producer: &WeirProducer,
-    ) -> Result<DeliveryFuture, rdkafka::error::KafkaError> {
-        let mut record = future_record(
+        producer: &PipelineProducer,
+        ticket: usize,
+    ) -> Result<(), rdkafka::error::KafkaError> {
+        let mut record = ticketed_record(
             &self.topic,
             self.key.as_deref(),
             self.value.as_deref(),
             &self.headers,
+            ticket,
         );
         record.timestamp = self.timestamp;
-        producer.send_result(record).map_err(|(e, _)| e)
+        producer.send(record).map_err(|(e, _)| e)
     }
 
-    /// Hands the record to the producer, waiting while its local queue is
+    /// As [`Record::send`], waiting while the producer's local queue is
     /// full; any other refusal is returned (a transactional producer in an
     /// error state refuses every record until the transaction is aborted; a
     /// record over `message.max.bytes` is refused for good).
     pub async fn enqueue(
         &self,
-        producer: &WeirProducer,
-    ) -> Result<DeliveryFuture, rdkafka::error::KafkaError> {
+        producer: &PipelineProducer,
+        ticket: usize,
+    ) -> Result<(), rdkafka::error::KafkaError> {
         loop {
-            match self.send(producer) {
-                Ok(fut) => return Ok(fut),
+            match self.send(producer, ticket) {
+                Ok(()) => return Ok(()),
                 Err(rdkafka::error::KafkaError::MessageProduction(
                     rdkafka::types::RDKafkaErrorCode::QueueFull,
                 )) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,

@@ -13,6 +13,10 @@
 //! parks the revoked partitions and wakes the pipeline, which finishes what
 //! is in flight, commits synchronously and only then unassigns (librdkafka
 //! holds the group's rebalance until it does).
+//!
+//! A pipeline's own producer is no proxy: [`pipeline_producer`] connects at
+//! once and hands its delivery reports to the pipeline's loop as
+//! [`Report`]s on a channel, a ticket each, instead of a future per record.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,18 +28,22 @@ use rdkafka::consumer::{
     StreamConsumer,
 };
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::producer::{FutureProducer, Producer as _};
+use rdkafka::producer::{
+    DeliveryResult, FutureProducer, Producer as _, ProducerContext, ThreadedProducer,
+};
 use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, Offset};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use crate::config::Kafka;
 
 /// The producers' `message.max.bytes` unless `[kafka.properties]` sets it.
 pub const PRODUCER_MESSAGE_MAX_BYTES: &str = "67108864";
 
-/// How long `disconnect` waits for queued messages.
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `disconnect` (or a pipeline's final flush) waits for queued
+/// messages.
+pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Logs rebalances, commits and client errors, tagged with the owner's
 /// name; an error repeated within [`REPEAT_QUIET`] is logged once.
@@ -290,6 +298,72 @@ fn set_default(c: &mut ClientConfig, key: &str, value: &str) {
     }
 }
 
+/// The broker's answer for one record a pipeline sent: the ticket it was
+/// sent with, and whether the broker took it.
+#[derive(Debug)]
+pub struct Report {
+    pub ticket: usize,
+    pub result: Result<(), KafkaError>,
+}
+
+/// A pipeline producer's context: logs as [`LoggingContext`] does, and
+/// hands each delivery report to the pipeline's loop.
+pub struct ReportingContext {
+    logging: LoggingContext,
+    reports: UnboundedSender<Report>,
+}
+
+impl ClientContext for ReportingContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.logging.stats(statistics);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.logging.error(error, reason);
+    }
+}
+
+impl ProducerContext for ReportingContext {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, ticket: usize) {
+        let result = match result {
+            Ok(_) => Ok(()),
+            Err((e, _)) => Err(e.clone()),
+        };
+        // Refused only once the loop is gone, when nothing waits for it.
+        let _ = self.reports.send(Report { ticket, result });
+    }
+}
+
+/// The producer a pipeline's delivery loop sends with, one per pipeline.
+pub type PipelineProducer = ThreadedProducer<ReportingContext>;
+
+/// A pipeline's producer, connected now, with the same defaults as a
+/// [`ProducerProxy`]'s, and the delivery reports of what it sends.
+pub fn pipeline_producer(
+    mut config: ClientConfig,
+    owner: &str,
+) -> KafkaResult<(PipelineProducer, UnboundedReceiver<Report>)> {
+    producer_defaults(&mut config);
+    let (reports, received) = unbounded_channel();
+    let producer = config.create_with_context(ReportingContext {
+        logging: LoggingContext::new(owner),
+        reports,
+    })?;
+    Ok((producer, received))
+}
+
+/// acks=all and the broker's size limit, unless the config says otherwise.
+fn producer_defaults(config: &mut ClientConfig) {
+    set_default(config, "acks", "all");
+    // librdkafka refuses records over 1,000,000 bytes by itself; the
+    // broker's limit (the topic's `max.message.bytes`) is the one that
+    // counts, so a record any input holds, or its dead-letter copy, is
+    // judged by the broker. Under the broker's 100 MiB request limit.
+    set_default(config, "message.max.bytes", PRODUCER_MESSAGE_MAX_BYTES);
+}
+
 /// A producer that connects on first use.
 pub struct ProducerProxy {
     config: ClientConfig,
@@ -305,12 +379,7 @@ impl ProducerProxy {
 
     /// As [`ProducerProxy::new`]; `owner` tags its log lines.
     pub fn named(mut config: ClientConfig, owner: &str) -> Self {
-        set_default(&mut config, "acks", "all");
-        // librdkafka refuses records over 1,000,000 bytes by itself; the
-        // broker's limit (the topic's `max.message.bytes`) is the one that
-        // counts, so a record any input holds, or its dead-letter copy, is
-        // judged by the broker. Under the broker's 100 MiB request limit.
-        set_default(&mut config, "message.max.bytes", PRODUCER_MESSAGE_MAX_BYTES);
+        producer_defaults(&mut config);
         ProducerProxy {
             config,
             owner: owner.to_string(),

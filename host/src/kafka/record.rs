@@ -15,7 +15,7 @@ use std::ffi::CStr;
 use rdkafka::bindings as rdsys;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedHeaders, BorrowedMessage, OwnedHeaders};
-use rdkafka::producer::FutureRecord;
+use rdkafka::producer::{BaseRecord, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 
 /// A header as Kafka holds it: a name and an optional value, both bytes.
@@ -63,6 +63,24 @@ pub fn future_record<'a, K: AsRef<[u8]>>(
 ) -> FutureRecord<'a, [u8], [u8]> {
     let mut record = FutureRecord::to(topic);
     // An empty header list is still a librdkafka allocation per record.
+    if !headers.is_empty() {
+        record = record.headers(owned_headers(headers));
+    }
+    record.key = key;
+    record.payload = value;
+    record
+}
+
+/// A record to send whose delivery report carries `ticket`, borrowed from
+/// owned parts (what a pipeline's producer sends).
+pub fn ticketed_record<'a, K: AsRef<[u8]>>(
+    topic: &'a str,
+    key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
+    headers: &[(K, Option<Vec<u8>>)],
+    ticket: usize,
+) -> BaseRecord<'a, [u8], [u8], usize> {
+    let mut record = BaseRecord::with_opaque_to(topic, ticket);
     if !headers.is_empty() {
         record = record.headers(owned_headers(headers));
     }
