@@ -46,8 +46,9 @@ pub struct Intake {
     last_warning: Instant,
     /// The last offset received per partition, for gaps.
     last: HashMap<i32, i64>,
-    /// Messages received per partition, logged at the end so an operator
-    /// sees which share of the input this process handled.
+    /// Messages handed to the loop per partition, logged at the end so an
+    /// operator sees which share of the input this process handled. A held
+    /// record dropped on revoke or rewind is not counted: it comes again.
     pub per_partition: BTreeMap<i32, u64>,
     paused: bool,
     /// Partitions paused by this pause (those assigned during it join
@@ -116,7 +117,6 @@ impl Intake {
             // Assigned during the pause: pause it too.
             self.pause_partition(partition);
         }
-        *self.per_partition.entry(partition).or_default() += 1;
         if let Some(last) = self.last.insert(partition, offset)
             && offset > last + 1
         {
@@ -131,6 +131,7 @@ impl Intake {
             self.held.push_back(input);
             return None;
         }
+        *self.per_partition.entry(partition).or_default() += 1;
         Some(input)
     }
 
@@ -139,7 +140,9 @@ impl Intake {
         if self.paused {
             return None;
         }
-        self.held.pop_front()
+        let input = self.held.pop_front()?;
+        *self.per_partition.entry(input.partition).or_default() += 1;
+        Some(input)
     }
 
     /// The partition's next record is `offset` again (after an abort):
