@@ -61,14 +61,12 @@ pub fn future_record<'a, K: AsRef<[u8]>>(
     value: Option<&'a [u8]>,
     headers: &[(K, Option<Vec<u8>>)],
 ) -> FutureRecord<'a, [u8], [u8]> {
-    let mut record = FutureRecord::to(topic);
-    // An empty header list is still a librdkafka allocation per record.
-    if !headers.is_empty() {
-        record = record.headers(owned_headers(headers));
+    FutureRecord {
+        key,
+        payload: value,
+        headers: some_headers(headers),
+        ..FutureRecord::to(topic)
     }
-    record.key = key;
-    record.payload = value;
-    record
 }
 
 /// A record to send whose delivery report carries `ticket`, borrowed from
@@ -80,13 +78,18 @@ pub fn ticketed_record<'a, K: AsRef<[u8]>>(
     headers: &[(K, Option<Vec<u8>>)],
     ticket: usize,
 ) -> BaseRecord<'a, [u8], [u8], usize> {
-    let mut record = BaseRecord::with_opaque_to(topic, ticket);
-    if !headers.is_empty() {
-        record = record.headers(owned_headers(headers));
+    BaseRecord {
+        key,
+        payload: value,
+        headers: some_headers(headers),
+        ..BaseRecord::with_opaque_to(topic, ticket)
     }
-    record.key = key;
-    record.payload = value;
-    record
+}
+
+/// None for no headers: an empty list is still a librdkafka allocation per
+/// record.
+fn some_headers<K: AsRef<[u8]>>(headers: &[(K, Option<Vec<u8>>)]) -> Option<OwnedHeaders> {
+    (!headers.is_empty()).then(|| owned_headers(headers))
 }
 
 /// librdkafka headers with byte names.
