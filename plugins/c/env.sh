@@ -40,7 +40,7 @@ yyjson_object() {
     local cc flags key obj
     if [ "$1" = wasm ]; then
         cc=$CLANG
-        flags=(--target=wasm32-wasi -O2 -std=c11 "${YYJSON_FLAGS[@]}")
+        flags=(--target=wasm32-wasi -O2 -mbulk-memory -std=c11 "${YYJSON_FLAGS[@]}")
     else
         cc=cc
         flags=(-std=c11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all "${YYJSON_FLAGS[@]}")
@@ -56,7 +56,9 @@ yyjson_object() {
 
 # build_component WIT_DIR WORLD OUT.wasm SOURCE.c...
 # Generates the world's bindings, compiles them with the sources and yyjson as a
-# reactor (-O2, debug info stripped; the 2 KB name section stays for readable
+# reactor (-O2 with bulk memory, so that memcpy and memset are one wasm
+# instruction each, which wasmtime supports by default: 5-15 % off a JSON-schema
+# call; debug info stripped; the 2 KB name section stays for readable
 # trap backtraces, and clang's producers section names the language, which
 # --strip-all would drop) and makes a component. The WIT's types
 # reach the core module through the object file wit-bindgen writes (a
@@ -76,7 +78,7 @@ build_component() {
     yyjson=$(yyjson_object wasm)
     "$WIT_BINDGEN" c "$wit" --world "$world" --out-dir "$gen" >"$gen/wit-bindgen.log" 2>&1 \
         || { cat "$gen/wit-bindgen.log" >&2; return 1; }
-    "$CLANG" --target=wasm32-wasi -mexec-model=reactor -O2 -std=c11 \
+    "$CLANG" --target=wasm32-wasi -mexec-model=reactor -O2 -mbulk-memory -std=c11 \
         -Wall -Wextra -Werror -Wno-unused-parameter \
         -I "$gen" "${YYJSON_FLAGS[@]}" -Wl,-z,stack-size=262144 -Wl,--strip-debug \
         -o "$gen/core.wasm" "$@" "$yyjson" "$gen/$base.c" "$gen/${base}_component_type.o"

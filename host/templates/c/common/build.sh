@@ -42,10 +42,10 @@ if [ -f json.c ]; then
     [ -f "$yyjson/yyjson.c" ] || missing "yyjson 0.10.0 ($yyjson/yyjson.c)"
     yyjson_flags=(-I "$yyjson" -DYYJSON_DISABLE_WRITER=1 -DYYJSON_DISABLE_UTILS=1 -DYYJSON_DISABLE_NON_STANDARD=1)
     # compiled once per project (it takes a while), into gen/
-    [ -f gen/yyjson.o ] || "$clang" --target=wasm32-wasi -O2 -std=c11 "${yyjson_flags[@]}" -c "$yyjson/yyjson.c" -o gen/yyjson.o
+    [ -f gen/yyjson.o ] || "$clang" --target=wasm32-wasi -O2 -mbulk-memory -std=c11 "${yyjson_flags[@]}" -c "$yyjson/yyjson.c" -o gen/yyjson.o
     yyjson_object=(gen/yyjson.o)
 fi
-"$clang" --target=wasm32-wasi -mexec-model=reactor -O2 -std=c11 -Wall -Wextra \
+"$clang" --target=wasm32-wasi -mexec-model=reactor -O2 -mbulk-memory -std=c11 -Wall -Wextra \
     -I gen "${yyjson_flags[@]}" -Wl,-z,stack-size=262144 -Wl,--strip-debug \
     -o "$tmp/core.wasm" "${sources[@]}" "${yyjson_object[@]}" "gen/$base.c" "gen/${base}_component_type.o"
 "$wasm_tools" component new "$tmp/core.wasm" --adapt "wasi_snapshot_preview1=$adapter" -o "$tmp/component.wasm"
