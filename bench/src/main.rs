@@ -196,7 +196,8 @@ const MIB: f64 = (1 << 20) as f64;
 #[derive(Debug, Clone, Copy)]
 struct Scale {
     /// Input records for a message size: enough for the passthrough to run
-    /// a second or more.
+    /// two seconds or more, so that start-up and the first fetch are a
+    /// small part of the phase.
     records: fn(usize) -> u64,
     /// Records the slow contenders (the Python design, interpreted plugins)
     /// get instead: their own, shorter input.
@@ -210,9 +211,9 @@ struct Scale {
 
 const FULL: Scale = Scale {
     records: |size| match size {
-        0..=200 => 200_000,
-        201..=2_000 => 100_000,
-        _ => 20_000,
+        0..=200 => 600_000,
+        201..=2_000 => 400_000,
+        _ => 60_000,
     },
     slow_records: |size| match size {
         ..=2_000 => 10_000,
