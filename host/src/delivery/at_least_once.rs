@@ -12,7 +12,8 @@
 //! The window is bounded by `max_in_flight` messages and
 //! `max_in_flight_bytes`. With `lanes` > 1 the plugin calls run on the
 //! [lanes](super::lanes), and each message's place in the window is
-//! reserved when it is handed over.
+//! reserved when it is handed over. What is ready at a wake (records,
+//! acknowledgements, lane answers) is taken in a burst without a select.
 //!
 //! The consumer keeps being polled while the step waits (retry backoff,
 //! breaker pause): its partitions are paused and `recv` keeps the group
@@ -37,7 +38,8 @@ use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt as _, StreamExt as _};
 use rdkafka::consumer::{CommitMode, Consumer as _};
 use rdkafka::producer::Producer as _;
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -73,6 +75,10 @@ pub const STALL_PAUSE: Duration = Duration::from_secs(1);
 /// takes before the loop looks at everything else again.
 const BURST: usize = 256;
 
+/// At most how long the loop takes ready records without a select (for a
+/// slow plugin called inline).
+const TAKE_BUDGET: Duration = Duration::from_millis(2);
+
 /// What became of one record on its way, when not a delivery report.
 enum Event {
     /// The producer would not take it.
@@ -89,7 +95,7 @@ enum Wake<'c> {
     Report(Report),
     Landed(Done),
     Stalled,
-    Received(rdkafka::error::KafkaResult<rdkafka::message::BorrowedMessage<'c>>),
+    Received(KafkaResult<BorrowedMessage<'c>>),
 }
 
 type Sending = FuturesUnordered<Pin<Box<dyn Future<Output = Event> + Send>>>;
@@ -217,10 +223,7 @@ impl Loop<'_> {
             if self.window.is_empty() && (self.stopping || self.drain.all_finished()) {
                 return;
             }
-            let can_take = !self.stopping
-                && self.window.len() < self.spec.max_in_flight
-                && self.window.bytes() < self.spec.max_in_flight_bytes
-                && !self.drain.all_read();
+            let can_take = self.can_take();
             if can_take && let Some(input) = self.intake.take_held() {
                 self.take(input, stepper).await;
                 continue;
@@ -275,16 +278,70 @@ impl Loop<'_> {
                     tracing::debug!(pipeline = %self.spec.name, in_flight = self.window.len(), "nothing taken for {STALL_PAUSE:?}: pausing the input, still polling");
                     self.intake.pause();
                 }
-                Wake::Received(received) => match self.intake.received(received, self.metrics) {
-                    Some(input) => self.take(input, stepper).await,
-                    None => {
-                        if !self.intake.is_paused()
-                            && sleep_or_shutdown(CONSUME_BACKOFF, &mut self.shutdown).await
-                        {
-                            self.stopping = true;
-                        }
+                Wake::Received(received) => {
+                    if self.received(received, stepper).await {
+                        self.take_ready(&consumer, stepper).await;
                     }
-                },
+                }
+            }
+        }
+    }
+
+    /// Room in the window, and more to read.
+    fn can_take(&self) -> bool {
+        !self.stopping
+            && self.window.len() < self.spec.max_in_flight
+            && self.window.bytes() < self.spec.max_in_flight_bytes
+            && !self.drain.all_read()
+    }
+
+    /// What `recv` gave, taken; false after a failure (once its backoff is
+    /// over) or while paused (held).
+    async fn received(
+        &mut self,
+        received: KafkaResult<BorrowedMessage<'_>>,
+        stepper: &mut Option<Stepper>,
+    ) -> bool {
+        match self.intake.received(received, self.metrics) {
+            Some(input) => {
+                self.take(input, stepper).await;
+                true
+            }
+            None => {
+                if !self.intake.is_paused()
+                    && sleep_or_shutdown(CONSUME_BACKOFF, &mut self.shutdown).await
+                {
+                    self.stopping = true;
+                }
+                false
+            }
+        }
+    }
+
+    /// Records come in bursts too: what librdkafka has ready now is taken
+    /// without a select, for at most [`BURST`] records or [`TAKE_BUDGET`],
+    /// while nothing the select would see first (a revocation, shutdown)
+    /// waits. Lanes are then handed several messages per wake, but no more
+    /// than [`BURST`] each waiting: a deeper queue only holds memory.
+    async fn take_ready(&mut self, consumer: &WeirConsumer, stepper: &mut Option<Stepper>) {
+        let start = Instant::now();
+        let queue_limit = BURST * self.spec.lanes;
+        let mut ready = consumer.stream();
+        for _ in 0..BURST {
+            if !self.can_take()
+                || self.lanes.as_ref().is_some_and(|l| l.outstanding() >= queue_limit)
+                || self.intake.is_paused()
+                || self.intake.handoff.is_parked()
+                || self.shutdown.has_changed().unwrap_or(true)
+                || start.elapsed() >= TAKE_BUDGET
+            {
+                return;
+            }
+            let Some(Some(received)) = ready.next().now_or_never() else {
+                return;
+            };
+            if !self.received(received, stepper).await {
+                return;
             }
         }
     }

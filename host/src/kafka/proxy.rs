@@ -80,6 +80,14 @@ impl RevokeHandoff {
             .take()
     }
 
+    /// A revocation is parked and not yet taken.
+    pub fn is_parked(&self) -> bool {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
     /// Resolves when a revocation was parked since the last call.
     pub async fn parked(&self) {
         self.wake.notified().await
