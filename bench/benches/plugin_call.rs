@@ -15,7 +15,8 @@
 //!   instance costs.
 //!
 //! Run: `cargo bench -p weir-bench --bench plugin_call` (filter by name
-//! after `--`).
+//! after `--`). `WEIR_BENCH_EXTRA=label=file.wasm,…` adds other validators
+//! (a language's no-op, to see what its bindings cost).
 
 use std::path::Path;
 use std::sync::Arc;

@@ -48,6 +48,17 @@ pub fn subjects() -> Vec<Subject> {
             eprintln!("skipping {label}: {} is not built", path.display());
         }
     }
+    // Any other component, to measure beside these: `label=path,…` (each
+    // given the same `schema` config).
+    for extra in std::env::var("WEIR_BENCH_EXTRA").unwrap_or_default().split(',') {
+        if let Some((label, path)) = extra.split_once('=') {
+            subjects.push(Subject {
+                label: label.into(),
+                path: PathBuf::from(path),
+                config: vec![("schema".into(), schema.clone())],
+            });
+        }
+    }
     subjects
 }
 
