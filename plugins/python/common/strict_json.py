@@ -76,7 +76,17 @@ def loads(data):
         _check_nesting(data)
     huge = b"0" * 19 in folded or b"e000" in folded or b"e+000" in folded or b"e-000" in folded
     surrogates = SURROGATE_ESCAPE.search(data) is not None
-    value = DECODERS[huge, surrogates].decode(text)
+    decoder = DECODERS[huge, surrogates]
+    # The decoder's C scanner straight away: `decode` adds two regular
+    # expression matches and two Python calls for the whitespace around a
+    # value, which most values lack. Anything else takes `decode`, whose
+    # error says what is wrong.
+    try:
+        value, end = decoder.scan_once(text, 0)
+    except StopIteration:
+        end = -1
+    if end != len(text):
+        value = decoder.decode(text)
     if surrogates:
         _utf8(value)
     return value
