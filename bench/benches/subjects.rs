@@ -50,14 +50,16 @@ pub fn subjects() -> Vec<Subject> {
     }
     // Any other component, to measure beside these: `label=path,…` (each
     // given the same `schema` config).
-    for extra in std::env::var("WEIR_BENCH_EXTRA").unwrap_or_default().split(',') {
-        if let Some((label, path)) = extra.split_once('=') {
-            subjects.push(Subject {
-                label: label.into(),
-                path: PathBuf::from(path),
-                config: vec![("schema".into(), schema.clone())],
-            });
-        }
+    let extras = std::env::var("WEIR_BENCH_EXTRA").unwrap_or_default();
+    for extra in extras.split(',').filter(|e| !e.is_empty()) {
+        let Some((label, path)) = extra.split_once('=') else {
+            panic!("WEIR_BENCH_EXTRA: {extra:?} is not label=file.wasm");
+        };
+        subjects.push(Subject {
+            label: label.into(),
+            path: PathBuf::from(path),
+            config: vec![("schema".into(), schema.clone())],
+        });
     }
     subjects
 }
