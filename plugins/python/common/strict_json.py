@@ -24,10 +24,13 @@ INNERMOST = re.compile(rb"\[\]|\{\}")
 SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 # One translated copy answers two questions with plain substring searches
 # and a count (in C, far faster than a regex): with every digit read as 0
-# and E as e, a number beyond 64 bits or out of float range shows as 19
-# digits or a 3-digit exponent; with `{` read as `[`, one count gives the
-# brackets. A false alarm (inside a string) only takes the slow path.
-FOLD = bytes.maketrans(b"123456789E{", b"000000000e[")
+# and E and + as e, a number beyond 64 bits or out of float range shows as
+# 19 digits, `e000` or `e-000`; with `{` read as `[`, one count gives the
+# brackets. A false alarm (inside a string) only takes the slow path. The
+# searches are `find`, not `in`: `bytes.__contains__` first tries its
+# argument as an int, and raises and clears a TypeError for every bytes one.
+FOLD = bytes.maketrans(b"123456789E+{", b"000000000ee[")
+DIGITS_19 = b"0" * 19
 
 
 def _finite(text):
@@ -72,9 +75,9 @@ def loads(data):
     text = data.decode("utf-8")
     # Cheap filters first: only a text that could break a rule is scanned.
     folded = data.translate(FOLD)
-    if folded.count(b"[") >= MAX_DEPTH:
+    if len(data) >= MAX_DEPTH and folded.count(b"[") >= MAX_DEPTH:
         _check_nesting(data)
-    huge = b"0" * 19 in folded or b"e000" in folded or b"e+000" in folded or b"e-000" in folded
+    huge = folded.find(DIGITS_19) >= 0 or folded.find(b"e000") >= 0 or folded.find(b"e-000") >= 0
     surrogates = SURROGATE_ESCAPE.search(data) is not None
     decoder = DECODERS[huge, surrogates]
     # The decoder's C scanner straight away: `decode` adds two regular
